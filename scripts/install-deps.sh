@@ -13,4 +13,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
   libgstrtspserver-1.0-dev ffmpeg \
   libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools \
-  python3-torch python3-numpy
+  python3-torch python3-numpy python3-pil
