@@ -20,6 +20,16 @@ extern "C" {
 #define AP_HAND_N 21
 #define AP_MAX_PEOPLE 8
 
+/* A canvas size missing from the JSON (plain OpenPose does not write one):
+ * the stream's last canvas is used, and before any, this one. */
+#define AP_DEFAULT_CANVAS_WIDTH 512
+#define AP_DEFAULT_CANVAS_HEIGHT 512
+#define AP_MAX_CANVAS 16384     /* larger canvas fields are errors */
+#define AP_MAX_COORD 1.0e6      /* |x|, |y| or c above this: an error */
+#define AP_CONFIDENT 0.3f       /* the references' visibility threshold */
+#define AP_MAX_DEPTH 32         /* deeper JSON nesting is rejected unparsed */
+#define AP_DEFAULT_MAX_OBJECT_BYTES (1024 * 1024)
+
 enum { AP_LEFT = 0, AP_RIGHT = 1 };
 
 /* COCO-18 body indices (the person's own left/right). */
@@ -63,12 +73,23 @@ typedef struct {
 
 void ap_frame_init (ApFrame * frame);
 
+/* Bounding box (x0, y0, x1, y1) of the person's points with c > AP_CONFIDENT
+ * (body, feet, face, hands). Returns how many points it spans; box is
+ * all zero when none. */
+int ap_person_box (const ApPerson * person, float box[4]);
+
+/* Maps every point from the frame's canvas onto a width x height image and
+ * makes that the canvas: stretched as SPEC section 1 says, or, with
+ * keep_aspect, scaled uniformly and centred (letterbox), as ap_draw does. */
+void ap_frame_map_to (ApFrame * frame, int width, int height, int keep_aspect);
+
 /* ---- Problems found in input -------------------------------------------- */
 
 /* One problem with one frame: where (line or datagram number, counted from
  * 1, and the JSON field) and what. */
 typedef struct {
   long line;
+  int datagram;                 /* 1: line counts datagrams, not lines */
   char field[64];
   char message[160];
 } ApIssue;
@@ -79,6 +100,13 @@ typedef struct {
   int n_total;                  /* all issues, stored or not */
   ApIssue items[AP_MAX_ISSUES];
 } ApIssues;
+
+void ap_issues_clear (ApIssues * issues);
+void ap_issues_add (ApIssues * issues, long line, int datagram,
+    const char *field, const char *format, ...)
+    __attribute__((format (printf, 5, 6)));
+/* "line 12, people[0].pose_keypoints_2d: wrong length 51" into buf. */
+void ap_issue_format (const ApIssue * issue, char *buf, size_t size);
 
 /* ---- Reading OpenPose JSON ---------------------------------------------- */
 
@@ -101,6 +129,8 @@ void ap_parser_push (ApParser * parser, const char *data, size_t len);
 void ap_parser_push_datagram (ApParser * parser, const char *data, size_t len);
 /* End of stream: a trailing incomplete object becomes AP_DROPPED. */
 void ap_parser_finish (ApParser * parser);
+/* Forget everything queued and start again at line 1 (flush). */
+void ap_parser_reset (ApParser * parser);
 ApParseResult ap_parser_next (ApParser * parser, ApFrame * frame,
     ApIssues * issues);
 

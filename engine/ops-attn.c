@@ -1,0 +1,179 @@
+/* Multi-head attention with a running softmax over key tiles (the
+ * "online softmax" of flash attention): for each tile of queries we keep
+ * the row maximum m, the row sum l and the unnormalised output O, and fold
+ * in one tile of keys at a time:
+ *   S = scale Q K^T;  m' = max(m, rowmax S);  P = exp(S - m');
+ *   l = l exp(m - m') + rowsum P;  O = O exp(m - m') + P V
+ * and finally out = O / l. Memory is per thread TQ x TK + TQ x d floats,
+ * whatever the sequence lengths. */
+#include <float.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "ops-internal.h"
+#include "threads.h"
+
+#ifndef AE_ATTN_TQ
+#define AE_ATTN_TQ 128          /* queries per tile */
+#endif
+#ifndef AE_ATTN_TK
+#define AE_ATTN_TK 512          /* keys per tile */
+#endif
+
+typedef struct {
+  const float *k, *v;           /* row 0 of this batch element, head 0 */
+  int64_t len;
+} KvSeg;
+
+/* Folds one key tile (tk rows of K and V, row stride ld) into the state of
+ * a query tile. */
+static void
+attend_tile (const float *qp, int64_t ldq, int64_t tq, const float *kp,
+    const float *vp, int64_t ld, int64_t tk, int64_t d, float scale,
+    float *s, float *o, float *m, float *l)
+{
+  ae_sgemm (false, true, tq, tk, d, scale, qp, ldq, kp, ld, 0.0f, s, tk);
+  for (int64_t i = 0; i < tq; i++) {
+    float *si = s + i * tk;
+    float mx = m[i], corr, sum = 0.0f;
+
+    /* omp simd: lets the compiler vectorize the max/sum reductions
+     * (plain C forbids reassociating them). */
+#pragma omp simd reduction(max:mx)
+    for (int64_t j = 0; j < tk; j++)
+      mx = si[j] > mx ? si[j] : mx;
+#pragma omp simd
+    for (int64_t j = 0; j < tk; j++)
+      si[j] = ae_exp_fast (si[j] - mx);
+#pragma omp simd reduction(+:sum)
+    for (int64_t j = 0; j < tk; j++)
+      sum += si[j];
+    corr = ae_exp_fast (m[i] - mx);
+    l[i] = l[i] * corr + sum;
+    m[i] = mx;
+    if (corr != 1.0f)
+      for (int64_t j = 0; j < d; j++)
+        o[i * d + j] *= corr;
+  }
+  ae_sgemm (false, false, tq, d, tk, 1.0f, s, tk, vp, ld, 1.0f, o, d);
+}
+
+static int
+check_kv (const AeTensor * k, const AeTensor * v, int64_t batch, int64_t c,
+    bool extra, AeError * err)
+{
+  const char *what = extra ? "extra key/value" : "key/value";
+
+  if (k->ndim != 3 || k->shape[2] != c
+      || (k->shape[0] != batch && !(extra && k->shape[0] == 1)))
+    return ae_ops_shape_error (err, "attention", what, k);
+  if (!ae_tensor_same_shape (k, v))
+    return ae_ops_shape_error (err, "attention", what, v);
+  return 0;
+}
+
+int
+ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
+    const AeTensor * v, const AeTensor * k_extra, const AeTensor * v_extra,
+    int heads, float scale, AeArena * scratch, AeError * err)
+{
+  int64_t batch, lq, c, d, n_qt, n_tasks, per_thread;
+  int nthreads = 1;
+  size_t mark;
+  float *work;
+
+  if (q->ndim != 3)
+    return ae_ops_shape_error (err, "attention", "query", q);
+  batch = q->shape[0];
+  lq = q->shape[1];
+  c = q->shape[2];
+  if (heads <= 0 || c % heads != 0)
+    return ae_error (err, "attention: %lld channels not divisible by %d "
+        "heads", (long long) c, heads);
+  if (check_kv (k, v, batch, c, false, err) < 0)
+    return -1;
+  if ((k_extra == NULL) != (v_extra == NULL))
+    return ae_error (err, "attention: extra keys and values go together");
+  if (k_extra && check_kv (k_extra, v_extra, batch, c, true, err) < 0)
+    return -1;
+  if (!ae_tensor_same_shape (out, q))
+    return ae_ops_shape_error (err, "attention", "output", out);
+  if (k->shape[1] + (k_extra ? k_extra->shape[1] : 0) == 0)
+    return ae_error (err, "attention: no keys");
+  if (scratch == NULL)
+    return ae_error (err, "attention: a scratch arena is needed");
+  d = c / heads;
+  if (scale <= 0.0f)
+    scale = 1.0f / sqrtf ((float) d);
+
+#ifdef _OPENMP
+  nthreads = omp_get_max_threads ();
+#endif
+  per_thread = AE_ATTN_TQ * AE_ATTN_TK + AE_ATTN_TQ * d + 2 * AE_ATTN_TQ;
+  /* Keep each thread's block on its own cache lines. */
+  per_thread = (per_thread + 15) & ~(int64_t) 15;
+  mark = ae_arena_mark (scratch);
+  work = ae_arena_alloc (scratch, (size_t) (per_thread * nthreads) *
+      sizeof (float), err);
+  if (work == NULL)
+    return -1;
+
+  n_qt = (lq + AE_ATTN_TQ - 1) / AE_ATTN_TQ;
+  n_tasks = batch * heads * n_qt;
+  /* sgemm is called from inside our parallel loop: keep OpenBLAS on one
+   * thread meanwhile so the cores are not oversubscribed. */
+  ae_blas_single_begin ();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < n_tasks; task++) {
+    int tid = 0;
+    int64_t b = task / (heads * n_qt);
+    int64_t h = (task / n_qt) % heads;
+    int64_t q0 = (task % n_qt) * AE_ATTN_TQ;
+    int64_t tq = lq - q0 < AE_ATTN_TQ ? lq - q0 : AE_ATTN_TQ;
+    float *s, *o, *m, *l;
+    const float *qp = q->data + (b * lq + q0) * c + h * d;
+    KvSeg segs[2];
+    int nseg = 0;
+
+#ifdef _OPENMP
+    tid = omp_get_thread_num ();
+#endif
+    s = work + tid * per_thread;
+    o = s + AE_ATTN_TQ * AE_ATTN_TK;
+    m = o + AE_ATTN_TQ * d;
+    l = m + AE_ATTN_TQ;
+    for (int64_t i = 0; i < tq; i++) {
+      m[i] = -FLT_MAX;
+      l[i] = 0.0f;
+    }
+    memset (o, 0, (size_t) (tq * d) * sizeof (float));
+
+    segs[nseg].k = k->data + b * k->shape[1] * c + h * d;
+    segs[nseg].v = v->data + b * v->shape[1] * c + h * d;
+    segs[nseg++].len = k->shape[1];
+    if (k_extra) {
+      int64_t be = k_extra->shape[0] == 1 ? 0 : b;
+      segs[nseg].k = k_extra->data + be * k_extra->shape[1] * c + h * d;
+      segs[nseg].v = v_extra->data + be * v_extra->shape[1] * c + h * d;
+      segs[nseg++].len = k_extra->shape[1];
+    }
+    for (int sg = 0; sg < nseg; sg++)
+      for (int64_t k0 = 0; k0 < segs[sg].len; k0 += AE_ATTN_TK) {
+        int64_t tk = segs[sg].len - k0 < AE_ATTN_TK ?
+            segs[sg].len - k0 : AE_ATTN_TK;
+        attend_tile (qp, c, tq, segs[sg].k + k0 * c, segs[sg].v + k0 * c, c,
+            tk, d, scale, s, o, m, l);
+      }
+
+    for (int64_t i = 0; i < tq; i++) {
+      float inv = 1.0f / l[i];
+      float *dst = out->data + (b * lq + q0 + i) * c + h * d;
+      for (int64_t j = 0; j < d; j++)
+        dst[j] = o[i * d + j] * inv;
+    }
+  }
+  ae_blas_single_end ();
+  ae_arena_release (scratch, mark);
+  return 0;
+}

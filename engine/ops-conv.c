@@ -1,0 +1,341 @@
+/* sgemm, linear and conv2d (im2col in cache-sized column chunks + OpenBLAS
+ * sgemm). */
+#include <stdio.h>
+
+#include <cblas.h>
+
+#include "ops-internal.h"
+#include "threads.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int
+omp_get_thread_num (void)
+{
+  return 0;
+}
+#endif
+
+/* Column chunk of the im2col matrix: K x chunk floats stay within this
+ * budget so the chunk is still in cache when sgemm reads it. */
+#ifndef AE_IM2COL_BUDGET
+#define AE_IM2COL_BUDGET (4u * 1024u * 1024u)
+#endif
+
+int
+ae_ops_shape_error (AeError * err, const char *op, const char *what,
+    const AeTensor * t)
+{
+  char s[128];
+
+  return ae_error (err, "%s: unexpected shape of %s %s", op, what,
+      ae_shape_str (t->ndim, t->shape, s, sizeof s));
+}
+
+void
+ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+    float beta, float *c, int64_t ldc)
+{
+  if (m <= 0 || n <= 0)
+    return;
+  cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+      trans_b ? CblasTrans : CblasNoTrans, (blasint) m, (blasint) n,
+      (blasint) k, alpha, a, (blasint) lda, b, (blasint) ldb, beta, c,
+      (blasint) ldc);
+}
+
+int
+ae_linear (AeTensor * y, const AeTensor * x, const AeTensor * w,
+    const AeTensor * b, AeError * err)
+{
+  int64_t in, out, rows;
+
+  if (x->ndim < 1 || w->ndim != 2)
+    return ae_ops_shape_error (err, "linear", "weight", w);
+  in = x->shape[x->ndim - 1];
+  out = w->shape[0];
+  if (w->shape[1] != in)
+    return ae_ops_shape_error (err, "linear", "weight", w);
+  if (b && (b->ndim != 1 || b->shape[0] != out))
+    return ae_ops_shape_error (err, "linear", "bias", b);
+  if (y->ndim != x->ndim || y->shape[y->ndim - 1] != out)
+    return ae_ops_shape_error (err, "linear", "output", y);
+  for (int i = 0; i + 1 < x->ndim; i++)
+    if (y->shape[i] != x->shape[i])
+      return ae_ops_shape_error (err, "linear", "output", y);
+  rows = in ? ae_tensor_numel (x) / in : 0;
+
+  ae_sgemm (false, true, rows, out, in, 1.0f, x->data, in, w->data, in,
+      0.0f, y->data, out);
+  if (b) {
+    const float *bias = b->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static) if (rows * out > 65536)
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t o = 0; o < out; o++)
+        yd[r * out + o] += bias[o];
+  }
+  return 0;
+}
+
+int64_t
+ae_conv2d_out_size (int64_t in, int k, int stride, int pad_a, int pad_b)
+{
+  if (stride <= 0 || in + pad_a + pad_b < k)
+    return 0;
+  return (in + pad_a + pad_b - k) / stride + 1;
+}
+
+typedef struct {
+  int64_t cin, h, w, kh, kw, ho, wo;
+  int stride, pt, pl;
+} ConvGeom;
+
+/* Rows of the im2col matrix are (ci, ky, kx) -- the order of the torch
+ * weight (Cout, Cin, kh, kw) seen as Cout x K -- and columns are output
+ * pixels n0 .. n0+nc-1. */
+static void
+im2col_chunk (const ConvGeom * g, const float *x, float *col, int64_t ldcol,
+    int64_t n0, int64_t nc, bool parallel)
+{
+  int64_t krows = g->cin * g->kh * g->kw;
+
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t r = 0; r < krows; r++) {
+    int64_t ci = r / (g->kh * g->kw);
+    int64_t ky = (r / g->kw) % g->kh;
+    int64_t kx = r % g->kw;
+    const float *xc = x + ci * g->h * g->w;
+    float *dst = col + r * ldcol;
+    int64_t j = 0;
+
+    while (j < nc) {
+      int64_t n = n0 + j;
+      int64_t oy = n / g->wo, ox = n % g->wo;
+      int64_t run = g->wo - ox;   /* columns left on this output row */
+      int64_t iy = oy * g->stride - g->pt + ky;
+
+      if (run > nc - j)
+        run = nc - j;
+      if (iy < 0 || iy >= g->h) {
+        memset (dst + j, 0, (size_t) run * sizeof (float));
+      } else {
+        const float *xr = xc + iy * g->w;
+        for (int64_t t = 0; t < run; t++) {
+          int64_t ix = (ox + t) * g->stride - g->pl + kx;
+          dst[j + t] = (ix >= 0 && ix < g->w) ? xr[ix] : 0.0f;
+        }
+      }
+      j += run;
+    }
+  }
+}
+
+static void
+add_bias_rows (float *y, const float *bias, int64_t rows, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+  for (int64_t r = 0; r < rows; r++) {
+    float bv = bias[r];
+    float *yr = y + r * n;
+    for (int64_t j = 0; j < n; j++)
+      yr[j] += bv;
+  }
+}
+
+/* Many chunks: each thread takes whole chunks (im2col + single-threaded
+ * sgemm into its own column block of y), so the two phases need no
+ * barrier and OpenBLAS' threads stay parked. */
+static int
+conv_chunks_parallel (const ConvGeom * g, const AeTensor * x,
+    const AeTensor * w, AeTensor * y, int64_t chunk, int64_t krows,
+    int64_t cout, int64_t batch, int nthreads, AeArena * scratch,
+    AeError * err)
+{
+  int64_t npix = g->ho * g->wo;
+  int64_t per_batch = (npix + chunk - 1) / chunk;
+  size_t col_floats = (size_t) (krows * chunk + 15) & ~(size_t) 15;
+  float *cols = ae_arena_alloc (scratch, col_floats * (size_t) nthreads *
+      sizeof (float), err);
+
+  if (cols == NULL)
+    return -1;
+  ae_blas_single_begin ();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < batch * per_batch; task++) {
+    int64_t bi = task / per_batch;
+    int64_t n0 = (task % per_batch) * chunk;
+    int64_t nc = npix - n0 < chunk ? npix - n0 : chunk;
+    float *col = cols + col_floats * (size_t) omp_get_thread_num ();
+    im2col_chunk (g, x->data + bi * g->cin * g->h * g->w, col, nc, n0, nc,
+        false);
+    ae_sgemm (false, false, cout, nc, krows, 1.0f, w->data, krows, col, nc,
+        0.0f, y->data + bi * cout * npix + n0, npix);
+  }
+  ae_blas_single_end ();
+  return 0;
+}
+
+/* Output rows m0 .. m0+m of C = W col, the row blocks spread over the
+ * threads, each with a single-threaded sgemm (OpenBLAS' own split of a
+ * thin N is poor). */
+static void
+gemm_row_blocks (const float *w, int64_t cout, int64_t krows,
+    const float *col, int64_t n, float *c, int64_t ldc, int nthreads)
+{
+  /* A multiple of 16 rows, about one block per thread. */
+  int64_t rows = ((cout + nthreads - 1) / nthreads + 15) & ~(int64_t) 15;
+  int64_t n_blocks = (cout + rows - 1) / rows;
+
+  ae_blas_single_begin ();
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < n_blocks; blk++) {
+    int64_t m0 = blk * rows;
+    int64_t m = cout - m0 < rows ? cout - m0 : rows;
+    ae_sgemm (false, false, m, n, krows, 1.0f, w + m0 * krows, krows, col, n,
+        0.0f, c + m0 * ldc, ldc);
+  }
+  ae_blas_single_end ();
+}
+
+/* Few chunks (small images): parallel im2col, then the output channels
+ * split across threads. When the whole batch fits one chunk its columns
+ * go side by side, so the weights are streamed once for all images. */
+static int
+conv_chunks_serial (const ConvGeom * g, const AeTensor * x,
+    const AeTensor * w, AeTensor * y, int64_t chunk, int64_t krows,
+    int64_t cout, int64_t batch, int nthreads, AeArena * scratch,
+    AeError * err)
+{
+  int64_t npix = g->ho * g->wo;
+  int64_t in_size = g->cin * g->h * g->w;
+  float *col, *tmp;
+
+  if (batch > 1 && batch * npix <= chunk) {
+    int64_t n = batch * npix;
+    col = ae_arena_alloc (scratch, (size_t) (krows * n) * sizeof (float),
+        err);
+    tmp = col ? ae_arena_alloc (scratch, (size_t) (cout * n) *
+        sizeof (float), err) : NULL;
+    if (tmp == NULL)
+      return -1;
+    for (int64_t bi = 0; bi < batch; bi++)
+      im2col_chunk (g, x->data + bi * in_size, col + bi * npix, n, 0, npix,
+          true);
+    gemm_row_blocks (w->data, cout, krows, col, n, tmp, n, nthreads);
+    /* tmp is (Cout, B, HW); y is (B, Cout, HW). */
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < cout; o++)
+      for (int64_t bi = 0; bi < batch; bi++)
+        memcpy (y->data + (bi * cout + o) * npix, tmp + o * n + bi * npix,
+            (size_t) npix * sizeof (float));
+    return 0;
+  }
+  col = ae_arena_alloc (scratch, (size_t) (krows * chunk) * sizeof (float),
+      err);
+  if (col == NULL)
+    return -1;
+  for (int64_t bi = 0; bi < batch; bi++)
+    for (int64_t n0 = 0; n0 < npix; n0 += chunk) {
+      int64_t nc = npix - n0 < chunk ? npix - n0 : chunk;
+      im2col_chunk (g, x->data + bi * in_size, col, nc, n0, nc, true);
+      gemm_row_blocks (w->data, cout, krows, col, nc,
+          y->data + bi * cout * npix + n0, npix, nthreads);
+    }
+  return 0;
+}
+
+int
+ae_conv2d_pad (AeTensor * y, const AeTensor * x, const AeTensor * w,
+    const AeTensor * b, int stride, int pad_top, int pad_bottom,
+    int pad_left, int pad_right, AeArena * scratch, AeError * err)
+{
+  ConvGeom g;
+  int64_t batch, cout, krows, npix, chunk, n_tasks;
+  int nthreads, ret;
+  size_t mark;
+
+  if (x->ndim != 4)
+    return ae_ops_shape_error (err, "conv2d", "input", x);
+  if (w->ndim != 4 || w->shape[1] != x->shape[1])
+    return ae_ops_shape_error (err, "conv2d", "weight", w);
+  if (stride <= 0 || pad_top < 0 || pad_bottom < 0 || pad_left < 0
+      || pad_right < 0)
+    return ae_error (err, "conv2d: bad stride %d or padding", stride);
+  batch = x->shape[0];
+  cout = w->shape[0];
+  g.cin = x->shape[1];
+  g.h = x->shape[2];
+  g.w = x->shape[3];
+  g.kh = w->shape[2];
+  g.kw = w->shape[3];
+  g.stride = stride;
+  g.pt = pad_top;
+  g.pl = pad_left;
+  g.ho = ae_conv2d_out_size (g.h, (int) g.kh, stride, pad_top, pad_bottom);
+  g.wo = ae_conv2d_out_size (g.w, (int) g.kw, stride, pad_left, pad_right);
+  if (b && (b->ndim != 1 || b->shape[0] != cout))
+    return ae_ops_shape_error (err, "conv2d", "bias", b);
+  if (y->ndim != 4 || y->shape[0] != batch || y->shape[1] != cout
+      || y->shape[2] != g.ho || y->shape[3] != g.wo || g.ho == 0)
+    return ae_ops_shape_error (err, "conv2d", "output", y);
+
+  krows = g.cin * g.kh * g.kw;
+  npix = g.ho * g.wo;
+  /* 1x1, stride 1, no padding: the input already is the K x N matrix. */
+  if (g.kh == 1 && g.kw == 1 && stride == 1 && pad_top == 0
+      && pad_bottom == 0 && pad_left == 0 && pad_right == 0) {
+    for (int64_t bi = 0; bi < batch; bi++) {
+      float *yb = y->data + bi * cout * npix;
+      ae_sgemm (false, false, cout, npix, krows, 1.0f, w->data, krows,
+          x->data + bi * g.cin * g.h * g.w, npix, 0.0f, yb, npix);
+      if (b)
+        add_bias_rows (yb, b->data, cout, npix);
+    }
+    return 0;
+  }
+
+  if (scratch == NULL)
+    return ae_error (err, "conv2d: a scratch arena is needed for %lldx%lld "
+        "kernels", (long long) g.kh, (long long) g.kw);
+  chunk = (int64_t) (AE_IM2COL_BUDGET / sizeof (float)) / krows;
+  if (chunk < 256)
+    chunk = 256;
+  if (chunk > npix)
+    chunk = npix;
+  nthreads = ae_threads_count ();
+  n_tasks = batch * ((npix + chunk - 1) / chunk);
+  if (n_tasks < 2 * nthreads && nthreads > 1) {
+    /* Few chunks: split them finer so every thread gets work, unless
+     * they would get too thin for sgemm. */
+    int64_t finer = (batch * npix + 2 * nthreads - 1) / (2 * nthreads);
+    if (finer >= 128 && finer < chunk) {
+      chunk = finer;
+      n_tasks = batch * ((npix + chunk - 1) / chunk);
+    }
+  }
+  mark = ae_arena_mark (scratch);
+  if (n_tasks >= 2 * nthreads || nthreads == 1) {
+    ret = conv_chunks_parallel (&g, x, w, y, chunk, krows, cout, batch,
+        nthreads, scratch, err);
+  } else {
+    ret = conv_chunks_serial (&g, x, w, y, chunk, krows, cout, batch,
+        nthreads, scratch, err);
+  }
+  ae_arena_release (scratch, mark);
+  if (ret == 0 && b)
+    for (int64_t bi = 0; bi < batch; bi++)
+      add_bias_rows (y->data + bi * cout * npix, b->data, cout, npix);
+  return ret;
+}
+
+int
+ae_conv2d (AeTensor * y, const AeTensor * x, const AeTensor * w,
+    const AeTensor * b, int stride, int pad, AeArena * scratch,
+    AeError * err)
+{
+  return ae_conv2d_pad (y, x, w, b, stride, pad, pad, pad, pad, scratch,
+      err);
+}

@@ -1,0 +1,48 @@
+/* GstAvatarKeypointMeta: the pose keypoints of one video frame.
+ * See docs/keypoint-meta.md. */
+#ifndef GST_AVATAR_KEYPOINT_META_H
+#define GST_AVATAR_KEYPOINT_META_H
+
+#include <gst/gst.h>
+#include "avatar-pose.h"
+
+G_BEGIN_DECLS
+
+#define GST_AVATAR_KEYPOINT_META_API_TYPE \
+  (gst_avatar_keypoint_meta_api_get_type ())
+#define GST_AVATAR_KEYPOINT_META_INFO \
+  (gst_avatar_keypoint_meta_get_info ())
+
+typedef struct _GstAvatarKeypointMeta GstAvatarKeypointMeta;
+
+/**
+ * GstAvatarKeypointMeta:
+ * @meta: parent #GstMeta
+ * @frame: the people's keypoints (body, feet, face, both hands: x, y,
+ *   confidence) in pixels of this buffer's video frame; @frame.canvas_width
+ *   and @frame.canvas_height are that frame's size.
+ * @source_width: width of the canvas the keypoints came in on (the JSON's)
+ * @source_height: height of that canvas
+ * @frame_number: the pose frame's index in its stream, from 0
+ */
+struct _GstAvatarKeypointMeta
+{
+  GstMeta meta;
+
+  ApFrame frame;
+  gint source_width, source_height;
+  guint64 frame_number;
+};
+
+GType gst_avatar_keypoint_meta_api_get_type (void);
+const GstMetaInfo *gst_avatar_keypoint_meta_get_info (void);
+
+/* Copies frame into a new meta on buffer (writable); returns the meta. */
+GstAvatarKeypointMeta *gst_buffer_add_avatar_keypoint_meta (GstBuffer *
+    buffer, const ApFrame * frame);
+
+#define gst_buffer_get_avatar_keypoint_meta(b) ((GstAvatarKeypointMeta *) \
+    gst_buffer_get_meta ((b), GST_AVATAR_KEYPOINT_META_API_TYPE))
+
+G_END_DECLS
+#endif /* GST_AVATAR_KEYPOINT_META_H */

@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""Train the Denoising UNet, Reference UNet, pose guider and hand encoder of
+avatar-default on cached VAE latents (checkpoint + resume).
+
+  nice -n 19 /usr/bin/python3 train/train_unet.py --data train/data/train \
+      --vae-run train/runs/vae --run train/runs/unet --steps 20000 [--resume]
+
+Per step (DESIGN.md section 2; MimicMotion, AnimateAnyone, ShowMaker):
+  z0 = VAE mean + std * n, scaled by the VAE scaling factor; t ~ U{0..999};
+  z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps       (DDPM, SD1.5 scaled_linear betas)
+  Reference UNet(ref latent, t=0, hand tokens of the reference) -> bank of norm1 states
+  eps_hat = UNet(z_t, t, hand tokens, pose_guider(pose image)) with reference attention
+  loss = mean(w * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1
+Condition dropout: with p --drop-ref a sample loses reference attention AND hand tokens
+(zero tokens) = the CFG unconditional pass; with p --drop-pose its pose features are zeroed.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import config  # noqa: E402
+import dataset  # noqa: E402
+import models  # noqa: E402
+
+
+def tiny_configs():
+    """Small structure-identical configs for the tests."""
+    unet = models.unet_config(**dict(config.UNET, block_out_channels=[16, 32], norm_num_groups=8,
+                                     attention_head_dim=2, cross_attention_dim=16,
+                                     down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+                                     up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"]))
+    pose = dict(config.POSE_GUIDER, block_out_channels=[4, 8, 8, 8], conditioning_embedding_channels=16)
+    hand = dict(config.HAND_ENCODER, hidden_dim=16, cross_attention_dim=16, num_frequencies=4)
+    vae = dict(config.VAE, block_out_channels=[8, 8, 16, 16], norm_num_groups=4)
+    return unet, pose, hand, vae
+
+
+def build(unet_cfg, pose_cfg, hand_cfg):
+    unet = models.UNet2DConditionModel(unet_cfg)
+    ref = models.UNet2DConditionModel(unet_cfg)
+    ref.load_state_dict(unet.state_dict())  # AnimateAnyone: both streams start equal
+    return unet, ref, models.PoseGuider(pose_cfg), models.HandEncoder(hand_cfg)
+
+
+@torch.no_grad()
+def cache_latents(vae, data_root, size, out_path, log, scale=None):
+    """Encodes every frame and reference once.  Stores latent mean/std (f16), pose
+    images (u8), hand key points, face/hand box weight maps' boxes."""
+    vae.eval()
+    clips = []
+    for clip in dataset.list_clips(data_root):
+        frames, poses, boxes = dataset.clip_frames_meta(clip)
+        xs = torch.stack([dataset.load_rgb(os.path.join(clip, "frames", f), size) for f in frames])
+        means, stds = [], []
+        for i in range(0, len(xs), 8):
+            m, lv = vae.encode(xs[i:i + 8] * 2 - 1)
+            means.append(m)
+            stds.append(torch.exp(0.5 * lv))
+        rm, rlv = vae.encode(dataset.load_rgb(os.path.join(clip, "reference.png"), size)[None] * 2 - 1)
+        pose_imgs = torch.stack([(dataset.load_rgb(os.path.join(clip, "pose", f), size) * 255).round().byte()
+                                 for f in frames])
+        w = float(poses[0].get("canvas_width") or size)
+        h = float(poses[0].get("canvas_height") or size)
+        clips.append({
+            "name": os.path.basename(clip),
+            "mean": torch.cat(means).half(), "std": torch.cat(stds).half(),
+            "ref_mean": rm[0].half(),
+            "pose": pose_imgs,
+            "hands": torch.stack([dataset.hand_keypoints(p, clip) for p in poses[:len(frames)]]),
+            "ref_hands": dataset.reference_keypoints(clip),
+            "boxes": boxes[:len(frames)], "canvas": (w, h),
+        })
+        log("cached %s: %d frames" % (clip, len(frames)))
+    allm = torch.cat([c["mean"].float() for c in clips])
+    if scale is None:
+        # as SD: scale latents to unit variance
+        scale = float(1.0 / allm.std())
+    cache = {"clips": clips, "scaling_factor": scale, "size": size}
+    torch.save(cache, out_path)
+    return cache
+
+
+def sample_batch(cache, batch, region_weight, rng):
+    clips = cache["clips"]
+    lat = cache["size"] // 8
+    z0, ref, pose, hands, ref_hands, wmap = [], [], [], [], [], []
+    for _ in range(batch):
+        c = clips[rng.integers(len(clips))]
+        i = int(rng.integers(c["mean"].shape[0]))
+        z0.append(c["mean"][i].float() + c["std"][i].float() * torch.randn(c["mean"][i].shape))
+        ref.append(c["ref_mean"].float())
+        pose.append(c["pose"][i].float() / 255.0)
+        hands.append(c["hands"][i])
+        ref_hands.append(c["ref_hands"])
+        w, h = c["canvas"]
+        wmap.append(dataset.region_weight(c["boxes"][i], w, h, lat, region_weight))
+    s = cache["scaling_factor"]
+    return (torch.stack(z0) * s, torch.stack(ref) * s, torch.stack(pose), torch.stack(hands),
+            torch.stack(ref_hands), torch.stack(wmap))
+
+
+def train_step(mods, bank, batch, abar, a, gen=None):
+    unet, ref_unet, pose_guider, hand_enc = mods
+    z0, ref, pose, hands, ref_hands, wmap = batch
+    b = z0.shape[0]
+    t = torch.randint(0, abar.shape[0], (b,))
+    eps = torch.randn_like(z0)
+    ab = abar[t].view(b, 1, 1, 1)
+    zt = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
+    keep_ref = torch.rand(b) >= a.drop_ref
+    keep_pose = (torch.rand(b) >= a.drop_pose).float().view(b, 1, 1, 1)
+    ctx = hand_enc(hands) * keep_ref.float().view(b, 1, 1)
+    bank.write(ref, hand_enc(ref_hands))
+    bank.set_read(True, keep_ref)
+    pred = unet(zt, t, ctx, pose_guider(pose) * keep_pose)
+    bank.clear()
+    err = (pred - eps).pow(2)
+    loss = (err * wmap).sum() / (wmap.sum() * err.shape[1])
+    return loss, err.mean()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--vae-run", required=True, help="run folder of train_vae.py (checkpoint.pt)")
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--drop-ref", type=float, default=0.1)
+    ap.add_argument("--drop-pose", type=float, default=0.1)
+    ap.add_argument("--region-weight", type=float, default=3.0,
+                    help="loss amplification inside face and hand boxes (MimicMotion)")
+    ap.add_argument("--size", type=int, default=config.IMAGE_SIZE)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiny", action="store_true", help="small configs for tests")
+    a = ap.parse_args(argv)
+
+    common.setup_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    log = common.Logger(a.run)
+    if a.tiny:
+        unet_cfg, pose_cfg, hand_cfg, _ = tiny_configs()
+    else:
+        unet_cfg, pose_cfg, hand_cfg = config.UNET, config.POSE_GUIDER, config.HAND_ENCODER
+    unet_cfg = dict(unet_cfg, sample_size=a.size // 8)
+    mods = build(unet_cfg, pose_cfg, hand_cfg)
+    params = [p for m in mods for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
+    step, wall = 0, 0.0
+    ck = common.load_checkpoint(a.run) if a.resume else None
+    if ck is not None:
+        for m, k in zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder")):
+            m.load_state_dict(ck[k])
+        opt.load_state_dict(ck["opt"])
+        step, wall = ck["step"], ck["wall"]
+        log("resumed from step %d (%.0f s)" % (step, wall))
+
+    vck = common.load_checkpoint(a.vae_run)
+    if vck is None:
+        log("error: %s/checkpoint.pt not found (train the VAE first)" % a.vae_run)
+        return 1
+    vae = models.AutoencoderKL(vck["config"])
+    vae.load_state_dict(vck["vae"])
+    cache_path = os.path.join(a.run, "latents.pt")
+    if os.path.exists(cache_path):
+        cache = torch.load(cache_path)
+    else:
+        cache = cache_latents(vae, a.data, a.size, cache_path, log)
+    del vae
+    log("unet: %d parameters per UNet, %d clips, scaling_factor %.5f"
+        % (sum(p.numel() for p in mods[0].parameters()), len(cache["clips"]), cache["scaling_factor"]))
+    bank = models.ReferenceBank(mods[1], mods[0])
+    abar = config.alphas_cumprod()
+    for m in mods:
+        m.train()
+    last_ck = time.time()
+    t0 = time.time()
+    ema = None
+    while step < a.steps:
+        batch = sample_batch(cache, a.batch, a.region_weight, rng)
+        loss, mse = train_step(mods, bank, batch, abar, a)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        now = time.time()
+        if step % 10 == 0 or step == a.steps:
+            log("step %d loss %.4f (ema %.4f) mse %.4f %.2f s/it"
+                % (step, loss.item(), ema, mse.item(), (now - t0) / 10 if step % 10 == 0 else 0.0))
+            t0 = now
+        if now - last_ck > a.checkpoint_minutes * 60 or step == a.steps:
+            wall += now - last_ck
+            last_ck = now
+            state = {k: m.state_dict() for m, k in
+                     zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder"))}
+            state.update(opt=opt.state_dict(), step=step, wall=wall, args=vars(a),
+                         configs={"unet": unet_cfg, "pose_guider": pose_cfg, "hand_encoder": hand_cfg},
+                         scaling_factor=cache["scaling_factor"], ema_loss=ema)
+            common.save_checkpoint(a.run, state)
+            log("checkpoint at step %d, wall %.0f s" % (step, wall))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
