@@ -26,6 +26,35 @@ typedef struct {
   int64_t len;
 } KvSeg;
 
+/* max(init, x[0..n)). gcc vectorizes an "omp simd" max reduction, clang
+ * does not (and warns), so clang gets 16 independent lanes instead. */
+static inline float
+row_max (const float *x, int64_t n, float init)
+{
+#ifdef __clang__
+  float lane[16];
+  int64_t j = 0;
+
+  for (int t = 0; t < 16; t++)
+    lane[t] = init;
+  for (; j + 16 <= n; j += 16)
+    for (int t = 0; t < 16; t++)
+      lane[t] = x[j + t] > lane[t] ? x[j + t] : lane[t];
+  for (; j < n; j++)
+    lane[0] = x[j] > lane[0] ? x[j] : lane[0];
+  for (int t = 1; t < 16; t++)
+    lane[0] = lane[t] > lane[0] ? lane[t] : lane[0];
+  return lane[0];
+#else
+  float mx = init;
+
+#pragma omp simd reduction(max:mx)
+  for (int64_t j = 0; j < n; j++)
+    mx = x[j] > mx ? x[j] : mx;
+  return mx;
+#endif
+}
+
 /* Folds one key tile (tk rows of K and V, row stride ld) into the state of
  * a query tile. */
 static void
@@ -38,17 +67,14 @@ attend_tile (const float *qp, int64_t ldq, int64_t tq, const float *kp,
     float *si = s + i * tk;
     float mx = m[i], corr, sum = 0.0f;
 
-    /* omp simd: lets the compiler vectorize the max/sum reductions
-     * (plain C forbids reassociating them). */
-#pragma omp simd reduction(max:mx)
-    for (int64_t j = 0; j < tk; j++)
-      mx = si[j] > mx ? si[j] : mx;
-#pragma omp simd
-    for (int64_t j = 0; j < tk; j++)
-      si[j] = ae_exp_fast (si[j] - mx);
+    mx = row_max (si, tk, mx);
+    /* omp simd: lets the compiler vectorize the sum (plain C forbids
+     * reassociating it). */
 #pragma omp simd reduction(+:sum)
-    for (int64_t j = 0; j < tk; j++)
+    for (int64_t j = 0; j < tk; j++) {
+      si[j] = ae_exp_fast (si[j] - mx);
       sum += si[j];
+    }
     corr = ae_exp_fast (m[i] - mx);
     l[i] = l[i] * corr + sum;
     m[i] = mx;
@@ -78,7 +104,8 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
     const AeTensor * v, const AeTensor * k_extra, const AeTensor * v_extra,
     int heads, float scale, AeArena * scratch, AeError * err)
 {
-  int64_t batch, lq, c, d, n_qt, n_tasks, per_thread;
+  int64_t batch, lq, c, d, n_qt, n_tasks, per_thread, n_keys, tk_max,
+      tq_max;
   int nthreads = 1;
   size_t mark;
   float *work;
@@ -107,10 +134,21 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
   if (scale <= 0.0f)
     scale = 1.0f / sqrtf ((float) d);
 
+  ae_threads_count ();           /* first use sets OpenBLAS to 1 thread */
 #ifdef _OPENMP
   nthreads = omp_get_max_threads ();
 #endif
-  per_thread = AE_ATTN_TQ * AE_ATTN_TK + AE_ATTN_TQ * d + 2 * AE_ATTN_TQ;
+  /* Few keys (cross-attention to 77 tokens): taller query tiles in the
+   * same scratch, so each sgemm is less thin. */
+  n_keys = k->shape[1] + (k_extra ? k_extra->shape[1] : 0);
+  tk_max = n_keys < AE_ATTN_TK ? n_keys : AE_ATTN_TK;
+  tq_max = AE_ATTN_TQ;
+  if (tk_max < AE_ATTN_TK) {
+    tq_max = (AE_ATTN_TQ * AE_ATTN_TK / tk_max) & ~(int64_t) 15;
+    tq_max = tq_max > 1024 ? 1024 : (tq_max < AE_ATTN_TQ ? AE_ATTN_TQ :
+        tq_max);
+  }
+  per_thread = tq_max * tk_max + tq_max * d + 2 * tq_max;
   /* Keep each thread's block on its own cache lines. */
   per_thread = (per_thread + 15) & ~(int64_t) 15;
   mark = ae_arena_mark (scratch);
@@ -119,18 +157,16 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
   if (work == NULL)
     return -1;
 
-  n_qt = (lq + AE_ATTN_TQ - 1) / AE_ATTN_TQ;
+  n_qt = (lq + tq_max - 1) / tq_max;
   n_tasks = batch * heads * n_qt;
-  /* sgemm is called from inside our parallel loop: keep OpenBLAS on one
-   * thread meanwhile so the cores are not oversubscribed. */
-  ae_blas_single_begin ();
+  /* ae_sgemm runs on the calling thread inside this parallel loop. */
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < n_tasks; task++) {
     int tid = 0;
     int64_t b = task / (heads * n_qt);
     int64_t h = (task / n_qt) % heads;
-    int64_t q0 = (task % n_qt) * AE_ATTN_TQ;
-    int64_t tq = lq - q0 < AE_ATTN_TQ ? lq - q0 : AE_ATTN_TQ;
+    int64_t q0 = (task % n_qt) * tq_max;
+    int64_t tq = lq - q0 < tq_max ? lq - q0 : tq_max;
     float *s, *o, *m, *l;
     const float *qp = q->data + (b * lq + q0) * c + h * d;
     KvSeg segs[2];
@@ -140,9 +176,9 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
     tid = omp_get_thread_num ();
 #endif
     s = work + tid * per_thread;
-    o = s + AE_ATTN_TQ * AE_ATTN_TK;
-    m = o + AE_ATTN_TQ * d;
-    l = m + AE_ATTN_TQ;
+    o = s + tq_max * tk_max;
+    m = o + tq_max * d;
+    l = m + tq_max;
     for (int64_t i = 0; i < tq; i++) {
       m[i] = -FLT_MAX;
       l[i] = 0.0f;
@@ -173,7 +209,6 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
         dst[j] = o[i * d + j] * inv;
     }
   }
-  ae_blas_single_end ();
   ae_arena_release (scratch, mark);
   return 0;
 }

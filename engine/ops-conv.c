@@ -15,6 +15,12 @@ omp_get_thread_num (void)
 {
   return 0;
 }
+
+static inline int
+omp_in_parallel (void)
+{
+  return 0;
+}
 #endif
 
 /* Column chunk of the im2col matrix: K x chunk floats stay within this
@@ -33,17 +39,52 @@ ae_ops_shape_error (AeError * err, const char *op, const char *what,
       ae_shape_str (t->ndim, t->shape, s, sizeof s));
 }
 
+static void
+sgemm_1 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+    float beta, float *c, int64_t ldc)
+{
+  cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+      trans_b ? CblasTrans : CblasNoTrans, (blasint) m, (blasint) n,
+      (blasint) k, alpha, a, (blasint) lda, b, (blasint) ldb, beta, c,
+      (blasint) ldc);
+}
+
+/* OpenBLAS runs single-threaded (see threads.c); outside a parallel region
+ * a large product is split into one block of C per thread, along M when
+ * it is the larger side, else along N. Inside a parallel region (attention
+ * tiles, conv chunks) the call runs as is on the calling thread. */
 void
 ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
     float beta, float *c, int64_t ldc)
 {
+  int nthreads = ae_threads_count ();
+  bool split_m;
+  int64_t len, step, n_blocks;
+
   if (m <= 0 || n <= 0)
     return;
-  cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-      trans_b ? CblasTrans : CblasNoTrans, (blasint) m, (blasint) n,
-      (blasint) k, alpha, a, (blasint) lda, b, (blasint) ldb, beta, c,
-      (blasint) ldc);
+  if (nthreads == 1 || omp_in_parallel () || m * n * k < (1 << 20)) {
+    sgemm_1 (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  split_m = m >= n;
+  len = split_m ? m : n;
+  step = ((len + nthreads - 1) / nthreads + 15) & ~(int64_t) 15;
+  n_blocks = (len + step - 1) / step;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < n_blocks; blk++) {
+    int64_t s0 = blk * step;
+    int64_t sn = len - s0 < step ? len - s0 : step;
+    if (split_m)
+      sgemm_1 (trans_a, trans_b, sn, n, k, alpha,
+          a + (trans_a ? s0 : s0 * lda), lda, b, ldb, beta, c + s0 * ldc,
+          ldc);
+    else
+      sgemm_1 (trans_a, trans_b, m, sn, k, alpha, a, lda,
+          b + (trans_b ? s0 * ldb : s0), ldb, beta, c + s0, ldc);
+  }
 }
 
 int
@@ -121,6 +162,21 @@ im2col_chunk (const ConvGeom * g, const float *x, float *col, int64_t ldcol,
         run = nc - j;
       if (iy < 0 || iy >= g->h) {
         memset (dst + j, 0, (size_t) run * sizeof (float));
+      } else if (g->stride == 1) {
+        /* ix = ox + t - pl + kx: one contiguous valid span, zeros around. */
+        const float *xr = xc + iy * g->w;
+        int64_t ix0 = ox - g->pl + kx;
+        int64_t t0 = ix0 < 0 ? -ix0 : 0;
+        int64_t t1 = g->w - ix0 < run ? g->w - ix0 : run;
+        if (t1 < t0)
+          t1 = t0;
+        for (int64_t t = 0; t < t0 && t < run; t++)
+          dst[j + t] = 0.0f;
+        if (t1 > t0)
+          memcpy (dst + j + t0, xr + ix0 + t0, (size_t) (t1 - t0) *
+              sizeof (float));
+        for (int64_t t = t1; t < run; t++)
+          dst[j + t] = 0.0f;
       } else {
         const float *xr = xc + iy * g->w;
         for (int64_t t = 0; t < run; t++) {
@@ -145,9 +201,9 @@ add_bias_rows (float *y, const float *bias, int64_t rows, int64_t n)
   }
 }
 
-/* Many chunks: each thread takes whole chunks (im2col + single-threaded
- * sgemm into its own column block of y), so the two phases need no
- * barrier and OpenBLAS' threads stay parked. */
+/* Many chunks: each thread takes whole chunks (im2col + sgemm on the
+ * calling thread into its own column block of y), so the two phases need
+ * no barrier between them. */
 static int
 conv_chunks_parallel (const ConvGeom * g, const AeTensor * x,
     const AeTensor * w, AeTensor * y, int64_t chunk, int64_t krows,
@@ -157,12 +213,18 @@ conv_chunks_parallel (const ConvGeom * g, const AeTensor * x,
   int64_t npix = g->ho * g->wo;
   int64_t per_batch = (npix + chunk - 1) / chunk;
   size_t col_floats = (size_t) (krows * chunk + 15) & ~(size_t) 15;
-  float *cols = ae_arena_alloc (scratch, col_floats * (size_t) nthreads *
+  float *cols;
+
+  /* One column buffer per thread of the team the loop below gets. */
+#ifdef _OPENMP
+  if (omp_get_max_threads () > nthreads)
+    nthreads = omp_get_max_threads ();
+#endif
+  cols = ae_arena_alloc (scratch, col_floats * (size_t) nthreads *
       sizeof (float), err);
 
   if (cols == NULL)
     return -1;
-  ae_blas_single_begin ();
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < batch * per_batch; task++) {
     int64_t bi = task / per_batch;
@@ -174,40 +236,15 @@ conv_chunks_parallel (const ConvGeom * g, const AeTensor * x,
     ae_sgemm (false, false, cout, nc, krows, 1.0f, w->data, krows, col, nc,
         0.0f, y->data + bi * cout * npix + n0, npix);
   }
-  ae_blas_single_end ();
   return 0;
 }
 
-/* Output rows m0 .. m0+m of C = W col, the row blocks spread over the
- * threads, each with a single-threaded sgemm (OpenBLAS' own split of a
- * thin N is poor). */
-static void
-gemm_row_blocks (const float *w, int64_t cout, int64_t krows,
-    const float *col, int64_t n, float *c, int64_t ldc, int nthreads)
-{
-  /* A multiple of 16 rows, about one block per thread. */
-  int64_t rows = ((cout + nthreads - 1) / nthreads + 15) & ~(int64_t) 15;
-  int64_t n_blocks = (cout + rows - 1) / rows;
-
-  ae_blas_single_begin ();
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < n_blocks; blk++) {
-    int64_t m0 = blk * rows;
-    int64_t m = cout - m0 < rows ? cout - m0 : rows;
-    ae_sgemm (false, false, m, n, krows, 1.0f, w + m0 * krows, krows, col, n,
-        0.0f, c + m0 * ldc, ldc);
-  }
-  ae_blas_single_end ();
-}
-
-/* Few chunks (small images): parallel im2col, then the output channels
- * split across threads. When the whole batch fits one chunk its columns
+/* Few chunks (small images): parallel im2col, then a split sgemm. When the whole batch fits one chunk its columns
  * go side by side, so the weights are streamed once for all images. */
 static int
 conv_chunks_serial (const ConvGeom * g, const AeTensor * x,
     const AeTensor * w, AeTensor * y, int64_t chunk, int64_t krows,
-    int64_t cout, int64_t batch, int nthreads, AeArena * scratch,
-    AeError * err)
+    int64_t cout, int64_t batch, AeArena * scratch, AeError * err)
 {
   int64_t npix = g->ho * g->wo;
   int64_t in_size = g->cin * g->h * g->w;
@@ -224,7 +261,8 @@ conv_chunks_serial (const ConvGeom * g, const AeTensor * x,
     for (int64_t bi = 0; bi < batch; bi++)
       im2col_chunk (g, x->data + bi * in_size, col + bi * npix, n, 0, npix,
           true);
-    gemm_row_blocks (w->data, cout, krows, col, n, tmp, n, nthreads);
+    ae_sgemm (false, false, cout, n, krows, 1.0f, w->data, krows, col, n,
+        0.0f, tmp, n);
     /* tmp is (Cout, B, HW); y is (B, Cout, HW). */
 #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < cout; o++)
@@ -241,8 +279,8 @@ conv_chunks_serial (const ConvGeom * g, const AeTensor * x,
     for (int64_t n0 = 0; n0 < npix; n0 += chunk) {
       int64_t nc = npix - n0 < chunk ? npix - n0 : chunk;
       im2col_chunk (g, x->data + bi * in_size, col, nc, n0, nc, true);
-      gemm_row_blocks (w->data, cout, krows, col, nc,
-          y->data + bi * cout * npix + n0, npix, nthreads);
+      ae_sgemm (false, false, cout, nc, krows, 1.0f, w->data, krows, col, nc,
+          0.0f, y->data + bi * cout * npix + n0, npix);
     }
   return 0;
 }
@@ -322,7 +360,7 @@ ae_conv2d_pad (AeTensor * y, const AeTensor * x, const AeTensor * w,
         nthreads, scratch, err);
   } else {
     ret = conv_chunks_serial (&g, x, w, y, chunk, krows, cout, batch,
-        nthreads, scratch, err);
+        scratch, err);
   }
   ae_arena_release (scratch, mark);
   if (ret == 0 && b)

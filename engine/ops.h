@@ -89,7 +89,9 @@ int ae_geglu (AeTensor * y, const AeTensor * x, AeError * err);
  *   appended after k/v (reference attention); Be is B or 1 (shared);
  *   scale <= 0 means 1/sqrt(d).
  * out (B, Lq, heads*d): heads concatenated as diffusers' head_to_batch_dim
- * inverse, ready for to_out. */
+ * inverse, ready for to_out.
+ * Temporal all-frame attention: pass q/k/v viewed as (1, B*L, heads*d)
+ * (same data, ae_tensor_reshape), so every frame attends to all frames. */
 int ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
     const AeTensor * v, const AeTensor * k_extra, const AeTensor * v_extra,
     int heads, float scale, AeArena * scratch, AeError * err);

@@ -26,7 +26,11 @@ ae_threads_init (int n)
 #ifdef _OPENMP
   omp_set_num_threads (n);
 #endif
-  openblas_set_num_threads (n);
+  /* OpenBLAS always runs on the calling thread; ae_sgemm splits large
+   * products over our OpenMP threads instead. Two pools on two cores
+   * would fight: OpenBLAS workers spin for a long while after each call,
+   * stealing the core from the OpenMP loop that runs next. */
+  openblas_set_num_threads (1);
 }
 
 int
@@ -46,5 +50,5 @@ ae_blas_single_begin (void)
 void
 ae_blas_single_end (void)
 {
-  openblas_set_num_threads (ae_threads_count ());
+  /* OpenBLAS stays single-threaded: see ae_threads_init. */
 }

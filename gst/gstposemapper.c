@@ -17,7 +17,8 @@
  * keypoints in pixels of the output frame.
  *
  * Frame n is stamped n / #GstPoseMapper:framerate unless its JSON carries a
- * `"time"` field (seconds). Bad input never stops the stream: each dropped
+ * `"time"` field (seconds). With a live source that timestamps its buffers
+ * (udpsrc), both count from the running time of the first input buffer. Bad input never stops the stream: each dropped
  * frame or bad part posts a warning naming the line (or datagram) and the
  * JSON field, and #GstPoseMapper:stats counts them.
  *
@@ -83,12 +84,15 @@ struct _GstPoseMapper
   GstVideoInfo info;            /* valid once negotiated */
   gboolean negotiated;
   guint64 n_out;                /* frames pushed since start or flush */
+  GstSegment in_segment;        /* upstream's; TIME for live sources */
+  GstClockTime ts_offset;       /* running time of the first input */
+  gboolean have_offset;
   ApFrame frame;                /* scratch: too big for the stack */
   ApIssues issues;
 
   /* Statistics, under the object lock. */
   guint64 frames_in, frames_out, dropped, parts_missing, datagrams_in;
-  guint64 bytes_in;
+  guint64 bytes_in, issues_total;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -331,6 +335,7 @@ push_frame (GstPoseMapper * self, ApFrame * frame)
   else
     GST_BUFFER_PTS (buf) = gst_util_uint64_scale (self->n_out,
         (guint64) fps_d * GST_SECOND, fps_n);
+  GST_BUFFER_PTS (buf) += self->ts_offset;
   GST_BUFFER_DTS (buf) = GST_BUFFER_PTS (buf);
   GST_BUFFER_DURATION (buf) = gst_util_uint64_scale (GST_SECOND, fps_d,
       fps_n);
@@ -346,6 +351,18 @@ push_frame (GstPoseMapper * self, ApFrame * frame)
   return gst_pad_push (self->srcpad, buf);
 }
 
+/* Issues about people, parts and points (not the canvas or the time) of
+ * a kept frame. Issues past AP_MAX_ISSUES are counted as such too. */
+static guint64
+count_part_issues (const ApIssues * issues)
+{
+  guint64 n = issues->n_total - issues->n;
+
+  for (int i = 0; i < issues->n; i++)
+    n += g_str_has_prefix (issues->items[i].field, "people");
+  return n;
+}
+
 /* Takes every complete object out of the parser. */
 static GstFlowReturn
 drain (GstPoseMapper * self)
@@ -358,10 +375,11 @@ drain (GstPoseMapper * self)
 
     GST_OBJECT_LOCK (self);
     self->frames_in++;
+    self->issues_total += self->issues.n_total;
     if (res == AP_DROPPED)
       self->dropped++;
     else
-      self->parts_missing += self->issues.n_total;
+      self->parts_missing += count_part_issues (&self->issues);
     GST_OBJECT_UNLOCK (self);
     if (self->issues.n_total > 0)
       post_issues (self, res, &self->issues);
@@ -399,6 +417,22 @@ gst_pose_mapper_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GstMapInfo map;
   GstFlowReturn ret;
 
+  /* A live source (udpsrc, tcpclientsrc do-timestamp=true) stamps its
+   * buffers in a TIME segment: the stream's times then count from the
+   * first one's running time, so a synchronising sink does not drop them
+   * as late. Files carry no times and start at 0. */
+  if (!self->have_offset) {
+    self->have_offset = TRUE;
+    self->ts_offset = 0;
+    if (self->in_segment.format == GST_FORMAT_TIME
+        && GST_BUFFER_PTS_IS_VALID (buf)) {
+      GstClockTime rt = gst_segment_to_running_time (&self->in_segment,
+          GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+      if (GST_CLOCK_TIME_IS_VALID (rt))
+        self->ts_offset = rt;
+    }
+  }
+
   if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
     gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cannot map input"));
@@ -430,8 +464,11 @@ gst_pose_mapper_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
     case GST_EVENT_STREAM_START:
       self->seen_stream_start = TRUE;
       break;
-    case GST_EVENT_CAPS:
     case GST_EVENT_SEGMENT:
+      gst_event_copy_segment (event, &self->in_segment);
+      gst_event_unref (event);
+      return TRUE;
+    case GST_EVENT_CAPS:
     case GST_EVENT_GAP:
       /* Byte-stream caps, segments and gaps mean nothing downstream: we
        * send our own caps and a TIME segment before the first frame. */
@@ -441,6 +478,7 @@ gst_pose_mapper_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       ap_parser_reset (self->parser);
       self->n_out = 0;
       self->need_segment = TRUE;
+      self->have_offset = FALSE;
       break;
     case GST_EVENT_EOS:{
       /* Whatever is still open at the end is dropped, with a warning. */
@@ -492,6 +530,7 @@ make_stats (GstPoseMapper * self)
       "frames-out", G_TYPE_UINT64, self->frames_out,
       "dropped", G_TYPE_UINT64, self->dropped,
       "parts-missing-by-error", G_TYPE_UINT64, self->parts_missing,
+      "issues", G_TYPE_UINT64, self->issues_total,
       "datagrams-in", G_TYPE_UINT64, self->datagrams_in,
       "bytes-in", G_TYPE_UINT64, self->bytes_in, NULL);
   GST_OBJECT_UNLOCK (self);
@@ -581,6 +620,7 @@ gst_pose_mapper_change_state (GstElement * element, GstStateChange transition)
     max = self->max_line_bytes;
     self->frames_in = self->frames_out = self->dropped = 0;
     self->parts_missing = self->datagrams_in = self->bytes_in = 0;
+    self->issues_total = 0;
     GST_OBJECT_UNLOCK (self);
     ap_parser_free (self->parser);
     self->parser = ap_parser_new (max);
@@ -588,6 +628,8 @@ gst_pose_mapper_change_state (GstElement * element, GstStateChange transition)
     self->need_segment = TRUE;
     self->negotiated = FALSE;
     self->n_out = 0;
+    self->have_offset = FALSE;
+    gst_segment_init (&self->in_segment, GST_FORMAT_UNDEFINED);
   }
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
@@ -663,7 +705,8 @@ gst_pose_mapper_class_init (GstPoseMapperClass * klass)
       g_param_spec_boxed ("stats", "Statistics",
           "Counters since the element went to PAUSED: frames-in (JSON "
           "objects and stray lines read), frames-out, dropped, "
-          "parts-missing-by-error (bad parts or points in frames kept), "
+          "parts-missing-by-error (bad people, parts or points treated as "
+          "missing in frames kept), issues (every problem reported), "
           "datagrams-in, bytes-in",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
@@ -704,4 +747,5 @@ gst_pose_mapper_init (GstPoseMapper * self)
   self->framing = DEFAULT_PROP_FRAMING;
   self->max_line_bytes = DEFAULT_PROP_MAX_LINE_BYTES;
   self->parser = ap_parser_new (self->max_line_bytes);
+  gst_segment_init (&self->in_segment, GST_FORMAT_UNDEFINED);
 }

@@ -460,6 +460,7 @@ struct ApParser {
   gboolean in_object, in_string, escape;
   gboolean skipping;            /* overlong or too deep: reported, ignored */
   int depth;
+  guint32 brackets;             /* bit d-1 set: level d opened with '[' */
   long line, obj_line;
   gboolean col0;                /* the next byte starts a line */
   gboolean garbage_reported;    /* this line's stray text was reported */
@@ -638,6 +639,7 @@ object_start (ApParser * p)
   p->in_object = TRUE;
   p->in_string = p->escape = p->skipping = FALSE;
   p->depth = 0;
+  p->brackets = 0;
   p->obj_line = p->line;
   g_byte_array_set_size (p->obj, 0);
 }
@@ -683,8 +685,22 @@ scan_object_byte (ApParser * p, guint8 c, ApIssues * issues)
           "%d: frame dropped", AP_MAX_DEPTH);
       p->skipping = TRUE;
       g_byte_array_set_size (p->obj, 0);
+    } else if (p->depth <= AP_MAX_DEPTH) {
+      guint32 bit = 1u << (p->depth - 1);
+      p->brackets = c == '[' ? (p->brackets | bit) : (p->brackets & ~bit);
     }
   } else if (c == '}' || c == ']') {
+    /* A close that does not match its open breaks the object for good;
+     * counting on would swallow the lines after it. */
+    if (!p->skipping && p->depth <= AP_MAX_DEPTH
+        && ((p->brackets >> (p->depth - 1)) & 1) != (c == ']')) {
+      ap_issues_add (issues, p->obj_line, 0, "", "not valid JSON ('%c' "
+          "closes a '%c'): frame dropped", c, c == ']' ? '{' : '[');
+      p->skipping = TRUE;
+      g_byte_array_set_size (p->obj, 0);
+      p->depth = 1;             /* end the object here, */
+      p->garbage_reported = TRUE;       /* and skip the rest of the line */
+    }
     if (--p->depth == 0)
       return TRUE;
   }

@@ -86,6 +86,41 @@ def check_vae(case_dir):
     return ok
 
 
+def check_pipeline(golden):
+    """DDIM 4 steps + CFG 7.5 + VAE decode (train/sample.py's loop) against diffusers."""
+    import sample
+    case_dir = os.path.join(golden, "pipeline_ddim4_cfg_tiny")
+    case = json.load(open(os.path.join(case_dir, "case.json")))
+    unet_dir = os.path.join(golden, "unet_sd15_tiny", "model")
+    vae_dir = os.path.join(golden, "vae_kl_tiny_lpb1", "model")
+    unet = models.UNet2DConditionModel(json.load(open(os.path.join(unet_dir, "config.json")))).eval()
+    vae = models.AutoencoderKL(json.load(open(os.path.join(vae_dir, "config.json")))).eval()
+    if not (load_strict(unet, os.path.join(unet_dir, "diffusion_pytorch_model.safetensors"))
+            and load_strict(vae, os.path.join(vae_dir, "diffusion_pytorch_model.safetensors"))):
+        return False
+    ref = st.load(os.path.join(case_dir, "pipeline.safetensors"))
+    sched = json.load(open(os.path.join(case_dir, "scheduler_config.json"))) \
+        if os.path.exists(os.path.join(case_dir, "scheduler_config.json")) else None
+    import config
+    sched = sched or config.SCHEDULER
+    ts = sample.ddim_timesteps(sched, len(ref["timesteps"]))
+    ok = ts == ref["timesteps"].tolist()
+    print("%s ddim timesteps %s (diffusers %s)" % ("ok  " if ok else "FAIL", ts, ref["timesteps"].tolist()))
+    abar = sample.alphas_cumprod(sched)
+    g = 7.5
+    z = ref["noise_init"]
+    tol = case["tolerance"]
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            pred = unet(torch.cat([z, z]), t, ref["encoder_hidden_states"])
+            eps = pred[:1] + g * (pred[1:] - pred[:1])
+            z = sample.ddim_step(z, eps, t, t - sched["num_train_timesteps"] // len(ts), abar, sched)
+            ok &= compare("pipeline step%02d.latents" % i, z, ref["step%02d.latents" % i], tol["step*"])
+        img = vae.decode(z / vae.config["scaling_factor"])
+    ok &= compare("pipeline image", img, ref["image"], tol["image"])
+    return ok
+
+
 def main():
     if len(sys.argv) > 1:
         golden = sys.argv[1]
@@ -99,6 +134,7 @@ def main():
     ok = check_unet(os.path.join(golden, "unet_sd15_tiny"))
     for case in ("vae_kl_tiny_lpb1", "vae_kl_tiny_lpb2"):
         ok &= check_vae(os.path.join(golden, case))
+    ok &= check_pipeline(golden)
     print("PASS" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -376,7 +376,7 @@ cmd_dataset (const Opts * o)
 }
 
 /* Contact sheet: two rows of identities mid-gesture, then one motion's
- * frames every 1.2 s. */
+ * frames every second. */
 static int
 cmd_sheet (const Opts * o)
 {
@@ -384,7 +384,7 @@ cmd_sheet (const Opts * o)
   int W = cols * cell, H = rows * cell;
   uint8_t *sheet = g_malloc0 ((size_t) W * H * 3);
   uint8_t *rgb = g_malloc ((size_t) cell * cell * 3);
-  AwMotion *strip = aw_motion_new (7);
+  AwMotion *strip = aw_motion_new (12);
   char err[ERR_SIZE];
   int rc;
 
@@ -400,8 +400,8 @@ cmd_sheet (const Opts * o)
         aw_motion_pose (m, &id, 40 + 13 * c, 25.0, cell, cell, &pose);
         aw_motion_free (m);
       } else {
-        aw_identity_from_seed (3, &id);
-        aw_motion_pose (strip, &id, 30 * c + 20, 25.0, cell, cell, &pose);
+        aw_identity_from_seed (21, &id);
+        aw_motion_pose (strip, &id, 25 * c + 10, 25.0, cell, cell, &pose);
       }
       aw_render (&id, &pose, rgb, 3 * cell, NULL, 0, cell, cell);
       for (int y = 0; y < cell; y++)

@@ -82,7 +82,7 @@ aw_identity_default (AwIdentity * id)
   id->has_tie = 1;
   id->pattern_period = 0.25f;
   id->head_size = 0.68f;
-  id->neck_len = 0.45f;
+  id->neck_len = 0.36f;
   id->torso_len = 2.7f;
   id->upper_arm = 1.25f;
   id->forearm = 1.1f;
@@ -91,7 +91,7 @@ aw_identity_default (AwIdentity * id)
   /* Half-body framing at a square canvas: neck at 60 % of the height,
    * shoulders spanning 40 % of it. */
   id->frame_x = 0.5f;
-  id->frame_y = 0.60f;
+  id->frame_y = 0.63f;
   id->frame_scale = 0.20f;
 }
 
@@ -142,14 +142,14 @@ aw_identity_from_seed (uint32_t seed, AwIdentity * id)
   id->pattern_angle = aw_unit (aw_hash2 (s, 39)) < 0.5 ? 0.0f
       : (float) aw_range (aw_hash2 (s, 40), -0.8, 0.8);
   id->head_size = (float) aw_range (aw_hash2 (s, 41), 0.62, 0.76);
-  id->neck_len = (float) aw_range (aw_hash2 (s, 42), 0.35, 0.55);
+  id->neck_len = (float) aw_range (aw_hash2 (s, 42), 0.3, 0.44);
   id->torso_len = (float) aw_range (aw_hash2 (s, 43), 2.4, 3.0);
   id->upper_arm = (float) aw_range (aw_hash2 (s, 44), 1.15, 1.35);
   id->forearm = (float) aw_range (aw_hash2 (s, 45), 1.0, 1.2);
   id->hand_size = (float) aw_range (aw_hash2 (s, 46), 0.85, 1.05);
   id->brow_weight = (float) aw_range (aw_hash2 (s, 47), 0.7, 1.4);
   id->frame_x = (float) aw_range (aw_hash2 (s, 48), 0.42, 0.58);
-  id->frame_y = (float) aw_range (aw_hash2 (s, 49), 0.55, 0.66);
+  id->frame_y = (float) aw_range (aw_hash2 (s, 49), 0.6, 0.68);
   id->frame_scale = (float) aw_range (aw_hash2 (s, 50), 0.17, 0.23);
 }
 

@@ -68,7 +68,7 @@ aw_motion_new (uint32_t seed)
   m->cell_off[0] = aw_unit (aw_hash2 (h, 9)) * m->cell_len[0];
   m->cell_off[1] = aw_unit (aw_hash2 (h, 10)) * m->cell_len[1];
   m->yaw_amp = aw_range (aw_hash2 (h, 11), 0.12, 0.32);
-  m->nod_amp = aw_range (aw_hash2 (h, 12), 0.04, 0.10);
+  m->nod_amp = aw_range (aw_hash2 (h, 12), 0.025, 0.05);
   m->sway_amp = aw_range (aw_hash2 (h, 13), 0.03, 0.08);
   m->dominant = aw_unit (aw_hash2 (h, 14)) < 0.75 ? AP_RIGHT : AP_LEFT;
   return m;
@@ -317,7 +317,7 @@ neutral_drive (Drive * d)
 static void
 face_template (const Drive * d, double q[AP_FACE_N][3])
 {
-  double gap = d->mouth * 0.34;
+  double gap = d->mouth * 0.24;
   double mw = 0.36 * d->wide * (1.0 - 0.12 * d->mouth);
   double my = 0.62;
   double up = -0.15 * gap, lo = 0.85 * gap;
@@ -325,7 +325,7 @@ face_template (const Drive * d, double q[AP_FACE_N][3])
   for (int i = 0; i <= 16; i++) {
     double th = M_PI * i / 16.0, s = sin (th);
     q[i][0] = -cos (th) * (1.0 - 0.16 * s * s);
-    q[i][1] = -0.2 + 1.25 * pow (s, 0.7) + 0.35 * gap * s * s * s * s;
+    q[i][1] = -0.2 + 1.25 * pow (s, 0.7) + 0.06 * gap * s * s * s * s;
     q[i][2] = 0.1 + 0.6 * s;
   }
   for (int k = 0; k < 5; k++) {
@@ -574,7 +574,7 @@ build_pose (const AwIdentity * id, const Drive * d, int cw, int ch,
     double X = x1 * cr - y2 * sr, Y = x1 * sr + y2 * cr;
     /* the side of the face turned away: its contour lies behind the cheek */
     double zv = -q[i][0] * sy + q[i][2] * cy;
-    SETP (p->face[i], pivot.x + f * (X + pv[0]), pivot.y + f * (Y + pv[1]));
+    SETP (p->face[i], pivot.x + f * X, pivot.y + f * Y);
     if (i <= 16 && zv < 0.0)
       p->face[i].c = (float) fmax (0.3, 1.0 + zv * 3.0);
   }
@@ -590,7 +590,7 @@ build_pose (const AwIdentity * id, const Drive * d, int cw, int ch,
     double X = x1 * cr - y2 * sr, Y = x1 * sr + y2 * cr;
     double zv = -(side == 0 ? -1.04 : 1.04) * sy - 0.1 * cy;
     ApPoint *e = &p->body[side == 0 ? AP_REAR : AP_LEAR];
-    SETP (*e, pivot.x + f * (X + pv[0]), pivot.y + f * (Y + pv[1]));
+    SETP (*e, pivot.x + f * X, pivot.y + f * Y);
     if (zv < -0.3)
       e->c = 0.0f;
   }

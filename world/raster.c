@@ -85,16 +85,23 @@ cover (AwCanvas * cv, int x, int y, float cov, const AwPaint * p)
   }
 }
 
-/* Clipped bounding box; returns 0 when empty. */
+/* Clipped bounding box; returns 0 when empty. Coordinates are clamped to
+ * the canvas before any conversion to int, so huge or NaN input is safe. */
 static int
 bbox (const AwCanvas * cv, float x0, float y0, float x1, float y1, int b[4])
 {
-  b[0] = (int) floorf (x0 - 1.0f);
-  b[1] = (int) floorf (y0 - 1.0f);
-  b[2] = (int) ceilf (x1 + 1.0f);
-  b[3] = (int) ceilf (y1 + 1.0f);
-  if (!(x0 == x0) || !(x1 == x1) || !(y0 == y0) || !(y1 == y1))
-    return 0;
+  float w = (float) cv->width, h = (float) cv->height;
+
+  if (!(x0 <= x1) || !(y0 <= y1))
+    return 0;                   /* also NaN */
+  x0 = clampf (x0 - 1.0f, -1.0f, w);
+  x1 = clampf (x1 + 1.0f, -1.0f, w);
+  y0 = clampf (y0 - 1.0f, -1.0f, h);
+  y1 = clampf (y1 + 1.0f, -1.0f, h);
+  b[0] = (int) floorf (x0);
+  b[1] = (int) floorf (y0);
+  b[2] = (int) ceilf (x1);
+  b[3] = (int) ceilf (y1);
   if (b[0] < 0)
     b[0] = 0;
   if (b[1] < 0)
@@ -119,11 +126,86 @@ ellipse_sd (float x, float y, float rx, float ry)
   return k0 * (k0 - 1.0f) / k1;
 }
 
+typedef enum { SH_ELLIPSE, SH_CAPSULE, SH_POLYGON } ShapeKind;
+
+/* One shape, ready for distance queries. */
+typedef struct {
+  ShapeKind kind;
+  /* ellipse: centre, rotation, radii, stroke width (0: filled) */
+  float cx, cy, ca, sa, rx, ry, width;
+  /* capsule: a, b - a, |b - a|^2, radii at a and b */
+  float ax, ay, ex, ey, ee, ra, rb;
+  /* polygon, grown by inflate, optionally clipped */
+  const float *v, *clip;
+  int n, nc;
+  float inflate;
+  float margin;                 /* how far the distance may be off */
+} Shape;
+
+static inline float
+shape_sd (const Shape * sh, float x, float y)
+{
+  switch (sh->kind) {
+    case SH_ELLIPSE:{
+      float dx = x - sh->cx, dy = y - sh->cy;
+      float d = ellipse_sd (dx * sh->ca + dy * sh->sa,
+          -dx * sh->sa + dy * sh->ca, sh->rx, sh->ry);
+      return sh->width > 0.0f ? fabsf (d) - 0.5f * sh->width : d;
+    }
+    case SH_CAPSULE:{
+      float wx = x - sh->ax, wy = y - sh->ay;
+      float t = sh->ee > 1e-12f ? clampf ((wx * sh->ex + wy * sh->ey) / sh->ee,
+          0.0f, 1.0f) : 0.0f;
+      float qx = wx - sh->ex * t, qy = wy - sh->ey * t;
+      return sqrtf (qx * qx + qy * qy) - (sh->ra + (sh->rb - sh->ra) * t);
+    }
+    default:{
+      float d = aw_polygon_sd (sh->v, sh->n, x, y) - sh->inflate;
+      if (sh->clip) {
+        float dc = aw_polygon_sd (sh->clip, sh->nc, x, y);
+        d = d > dc ? d : dc;
+      }
+      return d;
+    }
+  }
+}
+
+/* Covers the shape's pixels inside bbox b. Works in 4x4 blocks: the
+ * distance at a block's centre, give or take the half-diagonal (2.13) and
+ * the shape's own error margin, tells whether the whole block is outside
+ * (skipped) or inside (covered without per-pixel distances); only blocks on
+ * the edge pay for every pixel. */
+static void
+fill_shape (AwCanvas * cv, const Shape * sh, const int b[4],
+    const AwPaint * p)
+{
+  float m = 2.13f + 0.5f + sh->margin;
+
+  for (int by = b[1]; by <= b[3]; by += 4) {
+    int y1 = by + 3 < b[3] ? by + 3 : b[3];
+    for (int bx = b[0]; bx <= b[2]; bx += 4) {
+      int x1 = bx + 3 < b[2] ? bx + 3 : b[2];
+      float dc = shape_sd (sh, bx + 1.5f, by + 1.5f);
+      if (dc > m)
+        continue;
+      for (int y = by; y <= y1; y++) {
+        for (int x = bx; x <= x1; x++) {
+          float cov = dc < -m ? 1.0f : 0.5f - shape_sd (sh, (float) x,
+              (float) y);
+          if (cov <= 0.0f)
+            continue;
+          cover (cv, x, y, cov > 1.0f ? 1.0f : cov, p);
+        }
+      }
+    }
+  }
+}
+
 static void
 ellipse_common (AwCanvas * cv, float cx, float cy, float rx, float ry,
     float angle, float width, const AwPaint * p)
 {
-  float ca = cosf (angle), sa = sinf (angle);
+  Shape sh = { 0 };
   float r = (rx > ry ? rx : ry) + width;
   int b[4];
 
@@ -131,20 +213,17 @@ ellipse_common (AwCanvas * cv, float cx, float cy, float rx, float ry,
     return;
   if (!bbox (cv, cx - r, cy - r, cx + r, cy + r, b))
     return;
-  for (int y = b[1]; y <= b[3]; y++) {
-    for (int x = b[0]; x <= b[2]; x++) {
-      float dx = x - cx, dy = y - cy;
-      float lx = dx * ca + dy * sa, ly = -dx * sa + dy * ca;
-      float d = ellipse_sd (lx, ly, rx, ry);
-      float cov;
-      if (width > 0.0f)
-        d = fabsf (d) - 0.5f * width;
-      cov = 0.5f - d;
-      if (cov <= 0.0f)
-        continue;
-      cover (cv, x, y, cov > 1.0f ? 1.0f : cov, p);
-    }
-  }
+  sh.kind = SH_ELLIPSE;
+  sh.cx = cx;
+  sh.cy = cy;
+  sh.ca = cosf (angle);
+  sh.sa = sinf (angle);
+  sh.rx = rx;
+  sh.ry = ry;
+  sh.width = width;
+  /* the approximate distance is off by up to the radii's difference */
+  sh.margin = 1.0f + 0.5f * fabsf (rx - ry);
+  fill_shape (cv, &sh, b, p);
 }
 
 void
@@ -165,8 +244,7 @@ void
 aw_fill_capsule (AwCanvas * cv, float ax, float ay, float bx, float by,
     float ra, float rb, const AwPaint * p)
 {
-  float ex = bx - ax, ey = by - ay;
-  float ee = ex * ex + ey * ey;
+  Shape sh = { 0 };
   float r = ra > rb ? ra : rb;
   int b[4];
 
@@ -175,19 +253,17 @@ aw_fill_capsule (AwCanvas * cv, float ax, float ay, float bx, float by,
   if (!bbox (cv, fminf (ax, bx) - r, fminf (ay, by) - r, fmaxf (ax, bx) + r,
           fmaxf (ay, by) + r, b))
     return;
-  for (int y = b[1]; y <= b[3]; y++) {
-    for (int x = b[0]; x <= b[2]; x++) {
-      float wx = x - ax, wy = y - ay;
-      float t = ee > 1e-12f ? clampf ((wx * ex + wy * ey) / ee, 0.0f, 1.0f)
-          : 0.0f;
-      float qx = wx - ex * t, qy = wy - ey * t;
-      float d = sqrtf (qx * qx + qy * qy) - (ra + (rb - ra) * t);
-      float cov = 0.5f - d;
-      if (cov <= 0.0f)
-        continue;
-      cover (cv, x, y, cov > 1.0f ? 1.0f : cov, p);
-    }
-  }
+  sh.kind = SH_CAPSULE;
+  sh.ax = ax;
+  sh.ay = ay;
+  sh.ex = bx - ax;
+  sh.ey = by - ay;
+  sh.ee = sh.ex * sh.ex + sh.ey * sh.ey;
+  sh.ra = ra;
+  sh.rb = rb;
+  /* a tapered capsule's distance is exact up to the taper */
+  sh.margin = 0.25f + fabsf (ra - rb);
+  fill_shape (cv, &sh, b, p);
 }
 
 float
@@ -219,11 +295,14 @@ void
 aw_fill_polygon (AwCanvas * cv, const float *v, int n, float inflate,
     const float *clip, int nc, const AwPaint * p)
 {
-  float x0 = v[0], y0 = v[1], x1 = v[0], y1 = v[1];
+  Shape sh = { 0 };
+  float x0, y0, x1, y1;
   int b[4];
 
-  if (n < 3 || n > AW_POLY_MAX)
+  if (n < 3 || n > AW_POLY_MAX || (clip && (nc < 3 || nc > AW_POLY_MAX)))
     return;
+  x0 = x1 = v[0];
+  y0 = y1 = v[1];
   for (int i = 1; i < n; i++) {
     x0 = fminf (x0, v[2 * i]);
     x1 = fmaxf (x1, v[2 * i]);
@@ -232,20 +311,12 @@ aw_fill_polygon (AwCanvas * cv, const float *v, int n, float inflate,
   }
   if (!bbox (cv, x0 - inflate, y0 - inflate, x1 + inflate, y1 + inflate, b))
     return;
-  for (int y = b[1]; y <= b[3]; y++) {
-    for (int x = b[0]; x <= b[2]; x++) {
-      float d = aw_polygon_sd (v, n, (float) x, (float) y) - inflate;
-      float cov;
-      if (d > 0.5f)
-        continue;
-      if (clip) {
-        float dc = aw_polygon_sd (clip, nc, (float) x, (float) y);
-        d = d > dc ? d : dc;
-      }
-      cov = 0.5f - d;
-      if (cov <= 0.0f)
-        continue;
-      cover (cv, x, y, cov > 1.0f ? 1.0f : cov, p);
-    }
-  }
+  sh.kind = SH_POLYGON;
+  sh.v = v;
+  sh.n = n;
+  sh.clip = clip;
+  sh.nc = nc;
+  sh.inflate = inflate;
+  sh.margin = 0.0f;             /* exact */
+  fill_shape (cv, &sh, b, p);
 }

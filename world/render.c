@@ -45,6 +45,18 @@ draw_background (AwCanvas * cv, const AwIdentity * id)
   for (int y = 0; y < h; y++) {
     uint8_t *row = cv->rgb + (size_t) y * cv->rgb_stride;
     float ty = h > 1 ? (float) y / (h - 1) : 0.0f;
+    if (id->background == AW_BG_FLAT || id->background == AW_BG_GRADIENT) {
+      /* one colour per row */
+      float t = id->background == AW_BG_GRADIENT ? ty : 0.0f;
+      uint8_t c[3];
+      for (int i = 0; i < 3; i++)
+        c[i] = (uint8_t) (id->bg[i] + (id->bg2[i] - id->bg[i]) * t + 0.5f);
+      for (int x = 0; x < w; x++)
+        memcpy (row + 3 * x, c, 3);
+      if (cv->alpha)
+        memset (cv->alpha + (size_t) y * cv->alpha_stride, 0, (size_t) w);
+      continue;
+    }
     for (int x = 0; x < w; x++) {
       float t = 0.0f;
       switch (id->background) {
@@ -240,14 +252,14 @@ draw_torso (AwCanvas * cv, const AwIdentity * id, const ApPerson * p, float S)
   dx = -ey;
   dy = ex;
   /* sloping shoulders: the outline rises towards the neck */
-  v[0] = b[AP_RSHOULDER].x;
-  v[1] = b[AP_RSHOULDER].y;
-  v[2] = nk.x - 0.4f * S * ex - 0.12f * S * dx;
-  v[3] = nk.y - 0.4f * S * ey - 0.12f * S * dy;
-  v[4] = nk.x + 0.4f * S * ex - 0.12f * S * dx;
-  v[5] = nk.y + 0.4f * S * ey - 0.12f * S * dy;
-  v[6] = b[AP_LSHOULDER].x;
-  v[7] = b[AP_LSHOULDER].y;
+  v[0] = b[AP_RSHOULDER].x + 0.12f * S * dx;
+  v[1] = b[AP_RSHOULDER].y + 0.12f * S * dy;
+  v[2] = nk.x - 0.45f * S * ex - 0.25f * S * dx;
+  v[3] = nk.y - 0.45f * S * ey - 0.25f * S * dy;
+  v[4] = nk.x + 0.45f * S * ex - 0.25f * S * dx;
+  v[5] = nk.y + 0.45f * S * ey - 0.25f * S * dy;
+  v[6] = b[AP_LSHOULDER].x + 0.12f * S * dx;
+  v[7] = b[AP_LSHOULDER].y + 0.12f * S * dy;
   if (have (&b[AP_LHIP]) && have (&b[AP_RHIP])) {
     v[8] = b[AP_LHIP].x;
     v[9] = b[AP_LHIP].y;
@@ -276,14 +288,20 @@ draw_torso (AwCanvas * cv, const AwIdentity * id, const ApPerson * p, float S)
     for (int i = 0; i < 3; i++)
       paint.c1[i] = id->cloth2[i];
   }
+  {
+    /* a darker rim, so parts of the same cloth stay apart */
+    AwPaint rim;
+    aw_paint_shade (&rim, id->cloth, 0.62f, 1);
+    aw_fill_polygon (cv, v, 6, 0.28f * S + 1.0f, NULL, 0, &rim);
+  }
   aw_fill_polygon (cv, v, 6, 0.28f * S, NULL, 0, &paint);
 
   if (id->pattern == AW_CLOTH_SUIT) {
     /* shirt in the jacket's V, lapel shadow, and a tie */
-    float s[6] = { nk.x - 0.42f * S * ex - 0.1f * S * dx,
-      nk.y - 0.42f * S * ey - 0.1f * S * dy,
-      nk.x + 0.42f * S * ex - 0.1f * S * dx,
-      nk.y + 0.42f * S * ey - 0.1f * S * dy,
+    float s[6] = { nk.x - 0.36f * S * ex - 0.45f * S * dx,
+      nk.y - 0.36f * S * ey - 0.45f * S * dy,
+      nk.x + 0.36f * S * ex - 0.45f * S * dx,
+      nk.y + 0.36f * S * ey - 0.45f * S * dy,
       nk.x + 1.5f * S * dx, nk.y + 1.5f * S * dy
     };
     AwPaint sp;
@@ -305,13 +323,22 @@ draw_torso (AwCanvas * cv, const AwIdentity * id, const ApPerson * p, float S)
       aw_fill_polygon (cv, t, 4, 0.03f * S, s, 3, &sp);
     }
   } else {
-    /* round neckline with a trim */
+    /* round neckline with a trim: a U whose top lies on the neck */
+    float u[2 * 12], t[2 * 12];
     AwPaint sp;
-    float a = atan2f (ey, ex);
+    for (int i = 0; i < 12; i++) {
+      float a = (float) M_PI * i / 11.0f;
+      float x = -cosf (a), y = sinf (a);
+      /* 0.28 S wide at the top (inside the neck), rounded bottom */
+      u[2 * i] = nk.x + 0.28f * S * x * ex + (-0.6f + 0.45f * y) * S * dx;
+      u[2 * i + 1] = nk.y + 0.28f * S * x * ey + (-0.6f + 0.45f * y) * S * dy;
+      t[2 * i] = nk.x + 0.36f * S * x * ex + (-0.5f + 0.42f * y) * S * dx;
+      t[2 * i + 1] = nk.y + 0.36f * S * x * ey + (-0.5f + 0.42f * y) * S * dy;
+    }
     aw_paint_solid (&sp, id->cloth2, 1);
-    aw_fill_ellipse (cv, nk.x, nk.y + 0.02f * S, 0.5f * S, 0.34f * S, a, &sp);
-    aw_paint_shade (&sp, id->skin, 0.9f, 1);
-    aw_fill_ellipse (cv, nk.x, nk.y, 0.44f * S, 0.27f * S, a, &sp);
+    aw_fill_polygon (cv, t, 12, 0.0f, NULL, 0, &sp);
+    aw_paint_shade (&sp, id->skin, 0.88f, 1);
+    aw_fill_polygon (cv, u, 12, 0.0f, NULL, 0, &sp);
   }
   if (id->has_logo) {
     /* a round badge on the left chest (image right) */
@@ -333,7 +360,7 @@ draw_arm (AwCanvas * cv, const AwIdentity * id, const ApPerson * p, int side,
   int sh = side == AP_RIGHT ? AP_RSHOULDER : AP_LSHOULDER;
   const ApPoint *b = p->body;
   P2 s, e, w;
-  AwPaint cloth, skin;
+  AwPaint cloth, skin, rim;
 
   if (!have (&b[sh]) || !have (&b[sh + 1]))
     return;
@@ -344,11 +371,21 @@ draw_arm (AwCanvas * cv, const AwIdentity * id, const ApPerson * p, int side,
   aw_paint_solid (&skin, id->skin, 1);
   if (id->sleeves_short) {
     P2 m = { 0.5f * (s.x + e.x), 0.5f * (s.y + e.y) };
+    aw_paint_shade (&rim, id->skin, 0.7f, 1);
+    aw_fill_capsule (cv, m.x, m.y, e.x, e.y, 0.2f * S + 1.0f, 0.19f * S + 1.0f,
+        &rim);
+    aw_fill_capsule (cv, e.x, e.y, w.x, w.y, 0.19f * S + 1.0f, 0.15f * S
+        + 1.0f, &rim);
     aw_fill_capsule (cv, m.x, m.y, e.x, e.y, 0.2f * S, 0.19f * S, &skin);
     aw_fill_capsule (cv, e.x, e.y, w.x, w.y, 0.19f * S, 0.15f * S, &skin);
     aw_fill_capsule (cv, s.x, s.y, m.x, m.y, 0.3f * S, 0.27f * S, &cloth);
     return;
   }
+  aw_paint_shade (&rim, id->cloth, 0.6f, 1);
+  aw_fill_capsule (cv, s.x, s.y, e.x, e.y, 0.3f * S + 1.0f, 0.25f * S + 1.0f,
+      &rim);
+  aw_fill_capsule (cv, e.x, e.y, w.x, w.y, 0.25f * S + 1.0f, 0.2f * S + 1.0f,
+      &rim);
   aw_fill_capsule (cv, s.x, s.y, e.x, e.y, 0.3f * S, 0.25f * S, &cloth);
   aw_fill_capsule (cv, e.x, e.y, w.x, w.y, 0.25f * S, 0.2f * S, &cloth);
   if (id->pattern == AW_CLOTH_SUIT) {
@@ -421,11 +458,15 @@ draw_face_shape (AwCanvas * cv, const AwIdentity * id, const ApPerson * p,
   AwPaint sp;
   P2 c = hl (hd, 0.0f, 0.0f);
 
+  poly_of (p->face, 0, 17, v);
+  aw_paint_shade (&sp, id->skin, 0.72f, 1);
+  aw_fill_ellipse (cv, c.x, c.y, 1.03f * hd->f + 0.9f, 1.12f * hd->f + 0.9f,
+      head_angle (hd), &sp);
+  aw_fill_polygon (cv, v, 17, 0.05f * hd->f + 0.9f, NULL, 0, &sp);
   aw_paint_solid (&sp, id->skin, 1);
   aw_fill_ellipse (cv, c.x, c.y, 1.03f * hd->f, 1.12f * hd->f,
       head_angle (hd), &sp);
-  poly_of (p->face, 0, 17, v);
-  aw_fill_polygon (cv, v, 17, 0.02f * hd->f, NULL, 0, &sp);
+  aw_fill_polygon (cv, v, 17, 0.05f * hd->f, NULL, 0, &sp);
 }
 
 static void
@@ -632,11 +673,13 @@ aw_render (const AwIdentity * id, const ApPerson * pose, uint8_t * rgb,
   head = aw_head_from_pose (pose, &hd);
   if (head)
     draw_hair_back (&cv, id, &hd);
+  /* the neck first: the collar covers its base */
+  if (head)
+    draw_neck (&cv, id, pose, &hd, S);
   draw_torso (&cv, id, pose, S);
   draw_arm (&cv, id, pose, AP_RIGHT, S);
   draw_arm (&cv, id, pose, AP_LEFT, S);
   if (head) {
-    draw_neck (&cv, id, pose, &hd, S);
     draw_ears (&cv, id, pose, &hd);
     draw_face_shape (&cv, id, pose, &hd);
     draw_hair_front (&cv, id, &hd, id->skin);

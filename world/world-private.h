@@ -71,7 +71,7 @@ aw_noise (uint64_t seed, uint64_t salt, double t)
 }
 
 /* Lengths of the default layout (units: shoulder half-width S). */
-#define AW_SHOULDER_DROP 0.15f  /* shoulders below the neck point */
+#define AW_SHOULDER_DROP 0.0f   /* shoulders below the neck point */
 #define AW_FACE_CHIN 1.05f      /* chin below the head pivot, face units */
 
 /* Derived head frame shared by motion, renderer and boxes. */

@@ -1,5 +1,6 @@
 /* Fast ops against naive double-precision references on random odd sizes.
  * Needs no shared data. */
+#include "ops-internal.h"
 #include "test_util.h"
 #include "threads.h"
 
@@ -80,6 +81,8 @@ test_conv (TestRng * r)
   conv_case (r, 1, 3, 8, 8, 4, 3, 1, 0, 0, 0, 0, true);
   conv_case (r, 1, 2, 6, 6, 3, 5, 1, 2, 2, 2, 2, true);
   conv_case (r, 1, 3, 9, 9, 2, 3, 3, 1, 1, 1, 1, false);
+  conv_case (r, 2, 3, 7, 6, 4, 3, 1, 0, 2, 1, 0, true);   /* asymmetric s1 */
+  conv_case (r, 1, 2, 5, 3, 3, 3, 1, 3, 3, 3, 3, true);   /* pad > kernel/2 */
   /* Large enough that im2col runs in several column chunks. */
   conv_case (r, 1, 64, 48, 48, 8, 3, 1, 1, 1, 1, 1, true);
 
@@ -420,6 +423,29 @@ test_misc (TestRng * r)
   g_free (emb.data);
 }
 
+/* The vectorizable exp and erf the ops use, against libm in double. */
+static void
+test_fast_math (void)
+{
+  double worst_exp = 0.0, worst_erf = 0.0;
+
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+    double ref = exp ((double) x);
+    double rel = fabs (ae_exp_fast (x) - ref) / ref;
+    worst_exp = rel > worst_exp ? rel : worst_exp;
+  }
+  for (float x = -6.0f; x <= 6.0f; x += 0.00037f) {
+    double e = fabs (ae_erf_fast (x) - erf ((double) x));
+    worst_erf = e > worst_erf ? e : worst_erf;
+  }
+  CHECK (worst_exp < 5e-7, "exp_fast relative error %.3g", worst_exp);
+  CHECK (worst_erf < 1e-6, "erf_fast absolute error %.3g", worst_erf);
+  CHECK (ae_exp_fast (-1000.0f) < 1e-37f && ae_exp_fast (-1000.0f) >= 0.0f
+      && isfinite (ae_exp_fast (1000.0f)), "exp_fast clamping");
+  printf ("ok   exp_fast max rel err %.2e, erf_fast max abs err %.2e\n",
+      worst_exp, worst_erf);
+}
+
 /* ---- arena ---------------------------------------------------------- */
 
 static void
@@ -463,12 +489,23 @@ main (void)
   ae_threads_init (0);
   REQUIRE (ae_arena_init (&arena, 1 << 20, &err) == 0, "%s", err.msg);
   test_arena ();
+  test_fast_math ();
   test_conv (&r);
   test_linear (&r);
   test_norms (&r);
   test_activations (&r);
   test_attention (&r);
   test_misc (&r);
+  /* The threaded paths split work differently from the single-thread
+   * ones (conv chunk tasks vs row blocks): run the heavy ops both ways. */
+  ae_threads_init (1);
+  printf ("-- 1 thread\n");
+  test_conv (&r);
+  test_attention (&r);
+  ae_threads_init (3);
+  printf ("-- 3 threads\n");
+  test_conv (&r);
+  test_attention (&r);
   ae_arena_clear (&arena);
   return test_finish ("test_ops");
 }

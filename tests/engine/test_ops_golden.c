@@ -498,12 +498,14 @@ int
 main (void)
 {
   AeError err;
+  char *probe = golden_component_dir ("groupnorm");
 
-  if (golden_component_dir ("groupnorm") == NULL) {
+  if (probe == NULL) {
     printf ("SKIP: AVATAR_SHARED_DIR/golden/components not found (set "
         "AVATAR_SHARED_DIR to the shared data folder)\n");
     return AE_TEST_SKIP;
   }
+  g_free (probe);
   ae_threads_init (0);
   REQUIRE (ae_arena_init (&arena, 0, &err) == 0, "%s", err.msg);
   case_groupnorm ();

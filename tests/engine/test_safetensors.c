@@ -206,6 +206,47 @@ test_roundtrip (void)
   g_free (path);
 }
 
+/* Every 7th half-precision bit pattern (normals, subnormals, inf, NaN)
+ * through the converter, vector path included, against ldexp. */
+static void
+test_f16_all (void)
+{
+  enum { N = 65536 / 7 };
+  static uint16_t h[N];
+  static float got[N];
+  int64_t shape[1] = { N };
+  AeStWriter *wr = ae_st_writer_new ();
+  AeSafetensors *st = NULL;
+  AeError err;
+  char *path = tmp_path ("f16.safetensors");
+  int bad = 0;
+
+  for (int i = 0; i < N; i++)
+    h[i] = (uint16_t) (i * 7);
+  CHECK (ae_st_writer_add_raw (wr, "h", AE_DTYPE_F16, 1, shape, h, &err) == 0,
+      "%s", err.msg);
+  CHECK (ae_st_writer_save (wr, path, &err) == 0, "%s", err.msg);
+  ae_st_writer_free (wr);
+  REQUIRE (ae_st_open (&st, path, &err) == 0, "%s", err.msg);
+  CHECK (ae_st_read_f32 (st, "h", got, N, &err) == 0, "%s", err.msg);
+  for (int i = 0; i < N; i++) {
+    int e = (h[i] >> 10) & 0x1f, m = h[i] & 0x3ff;
+    double ref = e == 0 ? ldexp (m, -24) : ldexp (1024 + m, e - 25);
+    if (h[i] & 0x8000)
+      ref = -ref;
+    if (e == 31) {
+      if (m ? !isnan (got[i]) : !(isinf (got[i]) && (got[i] < 0) ==
+              ((h[i] & 0x8000) != 0)))
+        bad++;
+    } else if (got[i] != (float) ref) {
+      bad++;
+    }
+  }
+  CHECK (bad == 0, "%d F16 patterns converted wrongly", bad);
+  ae_st_close (st);
+  g_free (path);
+}
+
 static void
 write_shard (const char *name, const char *key, float value)
 {
@@ -301,6 +342,7 @@ main (void)
   REQUIRE (tmpdir != NULL, "tmpdir: %s", gerr ? gerr->message : "?");
   test_bad_files ();
   test_roundtrip ();
+  test_f16_all ();
   test_sharded ();
   test_golden_model ();
   {

@@ -19,6 +19,7 @@ import export  # noqa: E402
 import safetensors_io as st  # noqa: E402
 import train_unet  # noqa: E402
 import train_vae  # noqa: E402
+import sample  # noqa: E402
 
 failures = []
 
@@ -69,6 +70,13 @@ with tempfile.TemporaryDirectory() as d:
     vcfg = json.load(open(os.path.join(out, "vae", "config.json")))
     check(abs(vcfg["scaling_factor"] - uck["scaling_factor"]) < 1e-9, "vae scaling_factor exported")
     check(os.path.exists(os.path.join(out, "references", "identity_00.png")), "reference identity bundled")
+
+    sheet = os.path.join(d, "sheet.png")
+    rc = sample.main(["--model", out, "--clip", os.path.join(data, "clip_00000"), "--frames", "2",
+                      "--stride", "1", "--steps", "3", "--out", sheet])
+    check(rc == 0 and os.path.getsize(sheet) > 0, "sample.py: DDIM + CFG + reference attention contact sheet")
+    ts = sample.ddim_timesteps(sched, 4)
+    check(ts == [751, 501, 251, 1], "DDIM leading timesteps %s" % ts)
 
 print("FAILED: %d" % len(failures) if failures else "PASS")
 sys.exit(1 if failures else 0)

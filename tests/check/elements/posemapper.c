@@ -31,18 +31,23 @@ read_data (const char *name, gsize * len)
 static GstHarness *
 harness_new (const char *props)
 {
-  GstHarness *h = gst_harness_new ("posemapper");
+  GstElement *e = gst_element_factory_make ("posemapper", NULL);
   char **pairs = g_strsplit (props ? props : "", " ", -1);
+  GstHarness *h;
 
-  /* "name=value name=value", set on the element itself. */
+  /* "name=value name=value", set before the harness starts the element
+   * (some are only read on the way to PAUSED). */
+  fail_unless (e != NULL);
   for (char **p = pairs; *p; p++) {
     char *eq = strchr (*p, '=');
     if (eq == NULL)
       continue;
     *eq = '\0';
-    gst_util_set_object_arg (G_OBJECT (h->element), *p, eq + 1);
+    gst_util_set_object_arg (G_OBJECT (e), *p, eq + 1);
   }
   g_strfreev (pairs);
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_object_unref (e);
   gst_harness_set_src_caps_str (h, "application/x-openpose-json");
   return h;
 }
@@ -171,7 +176,7 @@ GST_START_TEST (test_framerate_and_time)
   for (int i = 0; i < 4; i++) {
     GstBuffer *buf = gst_harness_pull (h);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), times[i]);
-    fail_unless (GST_BUFFER_DURATION_IS_VALID (GST_BUFFER_DURATION (buf)));
+    fail_unless (GST_BUFFER_DURATION_IS_VALID (buf));
     fail_unless_equals_int (gst_buffer_get_avatar_keypoint_meta
         (buf)->frame.has_time, 1);
     gst_buffer_unref (buf);
@@ -324,13 +329,15 @@ GST_START_TEST (test_bad_input_warnings)
   fail_unless_equals_uint64 (stat (h, "frames-out"), 3);
   fail_unless_equals_uint64 (stat (h, "dropped"), 5);
   fail_unless_equals_uint64 (stat (h, "parts-missing-by-error"), 2);
+  /* 5 drops, 2 bad parts, line 3's missing canvas. */
+  fail_unless_equals_uint64 (stat (h, "issues"), 8);
   fail_unless_equals_uint64 (stat (h, "bytes-in"), s->len);
 
   w = take_warnings (bus);
   fail_unless_equals_int (w->len, 7);
-  fail_unless (has_warning (w, "dropped: line 2", "not valid JSON"));
-  fail_unless (has_warning (w, "missing: line 3, "
-          "people[0].pose_keypoints_2d", "has 3 numbers"));
+  fail_unless (has_warning (w, "dropped: line 2", "closes"));
+  fail_unless (has_warning (w, "missing: line 3",
+          "line 3, people[0].pose_keypoints_2d: has 3 numbers"));
   fail_unless (has_warning (w, "dropped: line 4, people", NULL));
   fail_unless (has_warning (w, "dropped: line 5", "outside a JSON object"));
   fail_unless (has_warning (w, "dropped: line 6", "longer than 2048"));
@@ -524,6 +531,7 @@ GST_START_TEST (test_udp_loopback)
   guint16 port;
   char *desc;
   int received = 0;
+  GstClockTime first_pts = 0;
 
   fail_unless (g_socket_bind (sock, addr, TRUE, NULL));
   bound = g_socket_get_local_address (sock, NULL);
@@ -554,10 +562,16 @@ GST_START_TEST (test_udp_loopback)
   }
   while (received < 5) {
     GstSample *sample = NULL;
+    GstBuffer *buf;
     g_signal_emit_by_name (sink, "try-pull-sample", 10 * GST_SECOND, &sample);
     fail_unless (sample != NULL, "only %d frames came", received);
-    fail_unless (gst_buffer_get_avatar_keypoint_meta (gst_sample_get_buffer
-            (sample)) != NULL);
+    buf = gst_sample_get_buffer (sample);
+    fail_unless (gst_buffer_get_avatar_keypoint_meta (buf) != NULL);
+    /* Live: counted from the first datagram's running time, 25 fps. */
+    if (received == 0)
+      first_pts = GST_BUFFER_PTS (buf);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (buf) - first_pts,
+        received * GST_SECOND / 25);
     gst_sample_unref (sample);
     received++;
   }
@@ -642,6 +656,75 @@ GST_START_TEST (test_tcp_loopback)
 
 GST_END_TEST;
 
+/* The element draws exactly what ap_draw draws for the same frame, style,
+ * size and keep-aspect: the stride, style and mapping are passed right. */
+GST_START_TEST (test_pixels_are_ap_draw)
+{
+#ifdef AP_HAVE_DRAW
+  const char *props[3] = { "style=dwpose", "style=mimicmotion",
+    "style=dwpose keep-aspect=true"
+  };
+  gsize len;
+  char *text = read_data ("talk.jsonl", &len);
+  char *nl = strchr (text, '\n');
+  ApFrame frame;
+  ApIssues issues;
+
+  fail_unless_equals_int (ap_frame_from_json (text, nl - text, 1, &frame,
+          &issues), AP_FRAME);
+  for (int i = 0; i < 3; i++) {
+    /* 150 px rows of RGB are padded to 452 bytes. */
+    GstBuffer *buf = run_one_frame (props[i],
+        "video/x-raw,format=RGB,width=150,height=90");
+    guint8 *want = g_malloc0 (452 * 90);
+    GstMapInfo map;
+    gsize nonzero = 0;
+    fail_unless_equals_int (ap_draw (&frame, i == 1 ? AP_STYLE_MIMICMOTION :
+            AP_STYLE_DWPOSE, i == 2, want, 150, 90, 452), 0);
+    gst_buffer_map (buf, &map, GST_MAP_READ);
+    fail_unless_equals_int (map.size, 452 * 90);
+    for (int y = 0; y < 90; y++) {
+      fail_unless (memcmp (map.data + y * 452, want + y * 452, 450) == 0,
+          "%s: row %d differs from ap_draw", props[i], y);
+      for (int x = 0; x < 450; x++)
+        nonzero += want[y * 452 + x] != 0;
+    }
+    fail_unless (nonzero > 100, "%s: almost nothing drawn", props[i]);
+    gst_buffer_unmap (buf, &map);
+    gst_buffer_unref (buf);
+    g_free (want);
+  }
+  g_free (text);
+#else
+  g_print ("skipped: pose/draw.c is not in this tree yet\n");
+#endif
+}
+
+GST_END_TEST;
+
+/* The world's source feeds posemapper directly: frames in = frames out. */
+GST_START_TEST (test_posetestsrc)
+{
+  GstElementFactory *f = gst_element_factory_find ("posetestsrc");
+  GstElement *pipe;
+  int warnings;
+
+  if (f == NULL) {
+    g_print ("skipped: posetestsrc is not in this build\n");
+    return;
+  }
+  gst_object_unref (f);
+  pipe = gst_parse_launch ("posetestsrc num-buffers=40 ! posemapper "
+      "style=dwpose ! video/x-raw,width=96,height=96 ! "
+      "appsink name=out sync=false", NULL);
+  fail_unless (pipe != NULL);
+  fail_unless_equals_int (run_to_eos (pipe, &warnings), 40);
+  fail_unless_equals_int (warnings, 0);
+  gst_object_unref (pipe);
+}
+
+GST_END_TEST;
+
 static Suite *
 posemapper_suite (void)
 {
@@ -661,6 +744,8 @@ posemapper_suite (void)
   tcase_add_test (tc, test_filesrc_realpose);
   tcase_add_test (tc, test_udp_loopback);
   tcase_add_test (tc, test_tcp_loopback);
+  tcase_add_test (tc, test_pixels_are_ap_draw);
+  tcase_add_test (tc, test_posetestsrc);
   return s;
 }
 
