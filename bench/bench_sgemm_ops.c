@@ -1,7 +1,11 @@
 /* OpenBLAS sgemm GFLOP/s on this machine next to the engine's conv2d,
  * attention and norm throughput on SD1.5 shapes (64x64 latents, batch 2 as
  * with classifier-free guidance). Not a test: prints figures only.
- *   bench_sgemm_ops [repeats]                                          */
+ *   bench_sgemm_ops [repeats] [--cpu-time]
+ * --cpu-time times with the process CPU clock instead of the wall clock:
+ * run with AE_NUM_THREADS=1 on a busy machine, it still gives the
+ * per-core rate that other processes would otherwise hide. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +15,15 @@
 #include "tensor.h"
 #include "threads.h"
 
+static bool use_cpu_time = false;
+
 static double
 now (void)
 {
   struct timespec ts;
 
-  clock_gettime (CLOCK_MONOTONIC, &ts);
+  clock_gettime (use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC,
+      &ts);
   return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
@@ -115,7 +122,7 @@ bench_attention (AeArena * arena, int64_t batch, int64_t lq, int64_t lk,
   TIME_BEST (reps, best, ae_attention (&o, &q, &k, &v, NULL, NULL, heads,
           0.0f, arena, &err));
   printf ("attn    B=%lld q=%-5lld k=%-5lld heads=%d d=%-3lld      %8.2f ms "
-      "%7.1f GFLOP/s (scratch %zu KiB)\n", (long long) batch, (long long) lq,
+      "%7.1f GFLOP/s (arena peak %zu KiB)\n", (long long) batch, (long long) lq,
       (long long) lk, heads, (long long) d, best * 1e3,
       4.0 * batch * heads * lq * lk * d / best * 1e-9, arena->peak / 1024);
   free (qd);
@@ -160,8 +167,24 @@ main (int argc, char **argv)
   AeError err;
   double peak = 0, g;
 
+  FILE *la = fopen ("/proc/loadavg", "r");
+  char load[64] = "?";
+
+  for (int i = 1; i < argc; i++)
+    if (strcmp (argv[i], "--cpu-time") == 0)
+      use_cpu_time = true;
+  if (reps <= 0)
+    reps = 3;
   ae_threads_init (0);
-  printf ("threads: %d\n", ae_threads_count ());
+  if (la) {
+    if (fgets (load, sizeof load, la) == NULL)
+      strcpy (load, "?");
+    fclose (la);
+  }
+  /* Figures are wall-clock: a busy machine (load above the core count)
+   * depresses them, so say how busy it was. */
+  printf ("threads: %d   clock: %s   load average: %s", ae_threads_count (),
+      use_cpu_time ? "process CPU time" : "wall", load);
   if (ae_arena_init (&arena, 64u << 20, &err) < 0) {
     fprintf (stderr, "%s\n", err.msg);
     return 1;

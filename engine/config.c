@@ -326,3 +326,37 @@ ae_config_get_string_list (const AeConfig * cfg, const char *key,
   *n = (int) len;
   return 0;
 }
+
+int
+ae_config_get_float_list (const AeConfig * cfg, const char *key,
+    double *out, int max, int *n, AeError * err)
+{
+  JsonNode *node = member (cfg, key);
+  JsonArray *arr;
+  guint len;
+
+  *n = 0;
+  if (node == NULL)
+    return missing (cfg, key, err);
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return wrong_type (cfg, key, "a list of numbers", node, err);
+  arr = json_node_get_array (node);
+  len = json_array_get_length (arr);
+  if (len > (guint) max)
+    return ae_error (err, "%s: field '%s': %u entries, at most %d supported",
+        cfg->path, key, len, max);
+  for (guint i = 0; i < len; i++) {
+    JsonNode *el = json_array_get_element (arr, i);
+    GType type = JSON_NODE_HOLDS_VALUE (el) ? json_node_get_value_type (el)
+        : G_TYPE_INVALID;
+    if (type == G_TYPE_DOUBLE)
+      out[i] = json_node_get_double (el);
+    else if (type == G_TYPE_INT64)
+      out[i] = (double) json_node_get_int (el);
+    else
+      return ae_error (err, "%s: field '%s'[%u]: expected a number, found %s",
+          cfg->path, key, i, node_kind (el));
+  }
+  *n = (int) len;
+  return 0;
+}

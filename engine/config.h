@@ -51,6 +51,9 @@ int ae_config_get_string_or (const AeConfig * cfg, const char *key,
  * a one-element list (attention_head_dim: int or list). */
 int ae_config_get_int_list (const AeConfig * cfg, const char *key,
     int64_t * out, int max, int *n, bool scalar_ok, AeError * err);
+/* Array of numbers (integers accepted) into out[0..max); *n = length. */
+int ae_config_get_float_list (const AeConfig * cfg, const char *key,
+    double *out, int max, int *n, AeError * err);
 /* Array of strings; the strings belong to cfg. */
 int ae_config_get_string_list (const AeConfig * cfg, const char *key,
     const char **out, int max, int *n, AeError * err);

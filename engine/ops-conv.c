@@ -25,6 +25,10 @@ omp_in_parallel (void)
 
 /* Column chunk of the im2col matrix: K x chunk floats stay within this
  * budget so the chunk is still in cache when sgemm reads it. */
+#ifndef AE_SGEMM_BLOCKS_PER_THREAD
+#define AE_SGEMM_BLOCKS_PER_THREAD 4
+#endif
+
 #ifndef AE_IM2COL_BUDGET
 #define AE_IM2COL_BUDGET (4u * 1024u * 1024u)
 #endif
@@ -71,9 +75,15 @@ ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   }
   split_m = m >= n;
   len = split_m ? m : n;
-  step = ((len + nthreads - 1) / nthreads + 15) & ~(int64_t) 15;
+  /* A few blocks per thread, handed out dynamically: a thread that the
+   * OS delays (busy machine) does not hold up the others. Blocks stay a
+   * multiple of 16 and at least 64 wide for sgemm efficiency. */
+  n_blocks = (int64_t) AE_SGEMM_BLOCKS_PER_THREAD * nthreads;
+  while (n_blocks > nthreads && len / n_blocks < 64)
+    n_blocks -= nthreads;       /* keep a multiple of the thread count */
+  step = ((len + n_blocks - 1) / n_blocks + 15) & ~(int64_t) 15;
   n_blocks = (len + step - 1) / step;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t blk = 0; blk < n_blocks; blk++) {
     int64_t s0 = blk * step;
     int64_t sn = len - s0 < step ? len - s0 : step;

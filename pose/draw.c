@@ -17,6 +17,7 @@
 #include "avatar-pose.h"
 
 #include <glib.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +38,10 @@
 
 /* Canvas coordinates beyond this are treated as not drawable: it keeps all
  * fixed-point arithmetic far from overflow for any input float. */
-#define MAX_CANVAS_COORD 16777216.0
+#define MAX_CANVAS_COORD 67108864.0
+/* Style B refuses outputs whose supersampled canvas would be longer than
+ * this (aspect ratios beyond about 30:1): its row scratch grows with it. */
+#define MAX_SUPERSAMPLED 65536
 /* 8-connected outline segments longer than this are skipped (their polygon
  * is still filled); real polygon edges are a few pixels long. */
 #define MAX_OUTLINE_STEPS 65536
@@ -84,12 +88,12 @@ typedef struct
   int *col_first;               /* canvas x -> first stored column >= x */
   int *col_x;                   /* stored column -> canvas x */
   int n_cols, n_rows;
-  uint8_t *grid;                /* n_rows x n_cols x 3 */
+  uint8_t *grid;                /* n_rows x n_cols x 3, black between calls */
+  int *dirty_lo, *dirty_hi;     /* per stored row: painted column range */
   int *xofs;                    /* per output column: 2 stored columns */
   int16_t *alpha;               /* per output column: 2 weights (of 2048) */
   int *yofs;                    /* per output row: 2 stored rows */
   int16_t *beta;                /* per output row: 2 weights */
-  int *hrow[2];                 /* horizontally resized rows, 3 * out_w */
 } Scratch;
 
 static void
@@ -103,13 +107,13 @@ scratch_free_b (Scratch * s)
   g_free (s->alpha);
   g_free (s->yofs);
   g_free (s->beta);
-  g_free (s->hrow[0]);
-  g_free (s->hrow[1]);
+  g_free (s->dirty_lo);
+  g_free (s->dirty_hi);
   s->row_index = s->col_first = s->col_x = NULL;
   s->grid = NULL;
   s->xofs = s->yofs = NULL;
   s->alpha = s->beta = NULL;
-  s->hrow[0] = s->hrow[1] = NULL;
+  s->dirty_lo = s->dirty_hi = NULL;
   s->out_w = s->out_h = s->canvas_w = s->canvas_h = 0;
 }
 
@@ -173,6 +177,7 @@ typedef struct
   /* NULL: pix holds every canvas pixel. Else the sampled grid (Scratch). */
   const int *row_index, *col_first, *col_x;
   int n_cols;
+  int *dirty_lo, *dirty_hi;     /* sampled grid: painted range per row */
   int64_t *row_lo, *row_hi;     /* polygon scratch, height entries */
 } Target;
 
@@ -204,11 +209,19 @@ draw_span (const Target * t, int64_t y, int64_t x0, int64_t x1, Rgb color)
       put_rgb (row + x * 3, color);
     return;
   }
-  if (t->row_index[y] < 0)
-    return;
-  row = t->pix + (size_t) t->row_index[y] * t->stride;
-  for (int i = t->col_first[x0]; i < t->n_cols && t->col_x[i] <= x1; i++)
-    put_rgb (row + (size_t) i * 3, color);
+  {
+    int r = t->row_index[y], i0 = t->col_first[x0], i = i0;
+    if (r < 0)
+      return;
+    row = t->pix + (size_t) r * t->stride;
+    for (; i < t->n_cols && t->col_x[i] <= x1; i++)
+      put_rgb (row + (size_t) i * 3, color);
+    /* Remember what to resample and to clear again. */
+    if (i > i0) {
+      t->dirty_lo[r] = MIN (t->dirty_lo[r], i0);
+      t->dirty_hi[r] = MAX (t->dirty_hi[r], i - 1);
+    }
+  }
 }
 
 /* ---- Primitives ------------------------------------------------------------ */
@@ -409,11 +422,21 @@ fill_convex (const Target * t, const int64_t (*v)[2], int n,
   }
 }
 
-/* sin of whole degrees as OpenCV's float table holds it (7 decimals). */
-static float
-table_sin (int degrees)
+/* sin of 0..450 whole degrees as OpenCV's float table holds it (7
+ * decimals), built once; cos(d) is sin_table[450 - d] there too. */
+static float sin_table[451];
+
+static const float *
+get_sin_table (void)
 {
-  return (float) (rint (sin (degrees * (G_PI / 180.0)) * 1e7) / 1e7);
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done)) {
+    for (int d = 0; d <= 450; d++)
+      sin_table[d] = (float) (rint (sin (d * (G_PI / 180.0)) * 1e7) / 1e7);
+    g_once_init_leave (&done, 1);
+  }
+  return sin_table;
 }
 
 /* cv2.ellipse2Poly (1-degree steps, full turn) followed by
@@ -422,6 +445,7 @@ static void
 draw_ellipse (const Target * t, int64_t cx, int64_t cy, int64_t axis_a,
     int axis_b, int angle, Rgb color)
 {
+  const float *tab = get_sin_table ();
   int64_t v[361][2];
   int n = 0;
   float alpha, beta;
@@ -430,11 +454,11 @@ draw_ellipse (const Target * t, int64_t cx, int64_t cy, int64_t axis_a,
     angle += 360;
   while (angle > 360)
     angle -= 360;
-  alpha = table_sin (90 - angle);
-  beta = table_sin (angle);
+  alpha = tab[450 - angle];
+  beta = tab[angle];
   for (int i = 0; i <= 360; i++) {
-    double x = (double) axis_a * table_sin (90 - i);
-    double y = (double) axis_b * table_sin (i);
+    double x = (double) axis_a * tab[450 - i];
+    double y = (double) axis_b * tab[i];
     int64_t px = (int64_t) llrint (cx + x * alpha - y * beta);
     int64_t py = (int64_t) llrint (cy + x * beta + y * alpha);
     if (n > 0 && v[n - 1][0] == px * XY_ONE && v[n - 1][1] == py * XY_ONE)
@@ -530,14 +554,24 @@ map_point (const Mapping * m, const ApPoint * p, double *x, double *y)
 static double
 float_to_decimal (float f)
 {
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  static const double p10[23] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22
+  };
+  double a = fabs ((double) f);
+  int e;
 
+  if (!(a > 0.0) || !isfinite (a))
+    return f;
+  e = (int) floor (log10 (a));
   for (int digits = 6; digits <= 9; digits++) {
-    char format[8];
+    int k = digits - 1 - e;     /* decimal places kept */
     double d;
-    g_snprintf (format, sizeof (format), "%%.%dg", digits);
-    g_ascii_formatd (buf, sizeof (buf), format, f);
-    d = g_ascii_strtod (buf, NULL);
+    if (k > 22 || k < -22)
+      break;
+    /* An integer over an exact power of ten: the correctly rounded double
+     * of that decimal, as strtod gives it. */
+    d = k >= 0 ? rint (f * p10[k]) / p10[k] : rint (f / p10[-k]) * p10[-k];
     if ((float) d == f)
       return d;
   }
@@ -843,11 +877,8 @@ scratch_grid (Scratch * s, int out_w, int out_h, int canvas_w, int canvas_h)
   s->alpha = g_try_new (int16_t, 2 * (size_t) out_w);
   s->yofs = g_try_new (int, 2 * (size_t) out_h);
   s->beta = g_try_new (int16_t, 2 * (size_t) out_h);
-  s->hrow[0] = g_try_new (int, 3 * (size_t) out_w);
-  s->hrow[1] = g_try_new (int, 3 * (size_t) out_w);
   if (!used_x || !used_y || !s->row_index || !s->col_first || !s->col_x
-      || !s->xofs || !s->alpha || !s->yofs || !s->beta || !s->hrow[0]
-      || !s->hrow[1])
+      || !s->xofs || !s->alpha || !s->yofs || !s->beta)
     goto fail;
   linear_taps (out_w, canvas_w, s->xofs, s->alpha, used_x);
   linear_taps (out_h, canvas_h, s->yofs, s->beta, used_y);
@@ -868,9 +899,15 @@ scratch_grid (Scratch * s, int out_w, int out_h, int canvas_w, int canvas_h)
   s->n_rows = n;
   for (int v = 0; v < 2 * out_h; v++)
     s->yofs[v] = s->row_index[s->yofs[v]];
-  s->grid = g_try_malloc ((size_t) s->n_rows * s->n_cols * 3);
-  if (s->grid == NULL)
+  s->grid = g_try_malloc0 ((size_t) s->n_rows * s->n_cols * 3);
+  s->dirty_lo = g_try_new (int, MAX (s->n_rows, 1));
+  s->dirty_hi = g_try_new (int, MAX (s->n_rows, 1));
+  if (s->grid == NULL || s->dirty_lo == NULL || s->dirty_hi == NULL)
     goto fail;
+  for (int r = 0; r < s->n_rows; r++) {
+    s->dirty_lo[r] = INT_MAX;
+    s->dirty_hi[r] = -1;
+  }
   g_free (used_x);
   g_free (used_y);
   s->out_w = out_w;
@@ -886,21 +923,6 @@ fail:
   return -1;
 }
 
-/* One stored row resized horizontally: values scaled by 2048. */
-static void
-resize_row_h (const Scratch * s, int row, int *dst)
-{
-  const uint8_t *src = s->grid + (size_t) row * s->n_cols * 3;
-
-  for (int u = 0; u < s->out_w; u++) {
-    const uint8_t *p0 = src + (size_t) s->xofs[2 * u] * 3;
-    const uint8_t *p1 = src + (size_t) s->xofs[2 * u + 1] * 3;
-    int a0 = s->alpha[2 * u], a1 = s->alpha[2 * u + 1];
-    for (int c = 0; c < 3; c++)
-      dst[3 * u + c] = p0[c] * a0 + p1[c] * a1;
-  }
-}
-
 /* The vertical pass, rounded as OpenCV's vectorised 8-bit path does. */
 static inline uint8_t
 resize_v (int s0, int s1, int b0, int b1)
@@ -909,37 +931,69 @@ resize_v (int s0, int s1, int b0, int b1)
   return (uint8_t) CLAMP (v, 0, 255);
 }
 
-static void
-resize_grid (Scratch * s, uint8_t * rgb, int stride)
+/* First output column whose taps reach stored column c, or out_w. */
+static int
+first_u_reaching (const Scratch * s, int c)
 {
-  int have[2] = { -1, -1 };
+  int lo = 0, hi = s->out_w;
 
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (s->xofs[2 * mid + 1] >= c)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+/* Resizes the grid into rgb. Only output pixels whose taps touch painted
+ * columns are computed; the rest of the image is black. */
+static void
+resize_grid (const Scratch * s, uint8_t * rgb, int stride)
+{
   for (int v = 0; v < s->out_h; v++) {
     int r0 = s->yofs[2 * v], r1 = s->yofs[2 * v + 1];
     int b0 = s->beta[2 * v], b1 = s->beta[2 * v + 1];
-    int *h0, *h1;
+    int lo = MIN (s->dirty_lo[r0], s->dirty_lo[r1]);
+    int hi = MAX (s->dirty_hi[r0], s->dirty_hi[r1]);
+    const uint8_t *row0 = s->grid + (size_t) r0 * s->n_cols * 3;
+    const uint8_t *row1 = s->grid + (size_t) r1 * s->n_cols * 3;
     uint8_t *out = rgb + (size_t) v * stride;
+    int u0, u1;
 
-    /* Keep the two rows resized last; consecutive output rows share. */
-    if (have[0] != r0 && have[1] == r0) {
-      int *tmp = s->hrow[0];
-      s->hrow[0] = s->hrow[1];
-      s->hrow[1] = tmp;
-      have[1] = have[0];
-      have[0] = r0;
+    memset (out, 0, (size_t) s->out_w * 3);
+    if (hi < lo)
+      continue;
+    u0 = first_u_reaching (s, lo);
+    u1 = first_u_reaching (s, hi + 1);
+    /* u1 is past the last column whose first tap is <= hi. */
+    while (u1 < s->out_w && s->xofs[2 * u1] <= hi)
+      u1++;
+    for (int u = u0; u < u1; u++) {
+      size_t c0 = (size_t) s->xofs[2 * u] * 3, c1 = (size_t) s->xofs[2 * u +
+          1] * 3;
+      int a0 = s->alpha[2 * u], a1 = s->alpha[2 * u + 1];
+      for (int c = 0; c < 3; c++) {
+        int h0 = row0[c0 + c] * a0 + row0[c1 + c] * a1;
+        int h1 = row1[c0 + c] * a0 + row1[c1 + c] * a1;
+        out[3 * u + c] = resize_v (h0, h1, b0, b1);
+      }
     }
-    if (have[0] != r0) {
-      resize_row_h (s, r0, s->hrow[0]);
-      have[0] = r0;
-    }
-    if (have[1] != r1) {
-      resize_row_h (s, r1, s->hrow[1]);
-      have[1] = r1;
-    }
-    h0 = s->hrow[0];
-    h1 = s->hrow[1];
-    for (int i = 0; i < 3 * s->out_w; i++)
-      out[i] = resize_v (h0[i], h1[i], b0, b1);
+  }
+}
+
+/* Blackens the painted parts of the grid for the next call. */
+static void
+clear_grid (Scratch * s)
+{
+  for (int r = 0; r < s->n_rows; r++) {
+    if (s->dirty_hi[r] < s->dirty_lo[r])
+      continue;
+    memset (s->grid + ((size_t) r * s->n_cols + s->dirty_lo[r]) * 3, 0,
+        (size_t) (s->dirty_hi[r] - s->dirty_lo[r] + 1) * 3);
+    s->dirty_lo[r] = INT_MAX;
+    s->dirty_hi[r] = -1;
   }
 }
 
@@ -1009,6 +1063,8 @@ ap_draw (const ApFrame * frame, ApStyle style, int keep_aspect,
   if (s == NULL)
     return -1;
   mapping_init (&m, frame, style, keep_aspect, width, height);
+  if (m.canvas_w > MAX_SUPERSAMPLED || m.canvas_h > MAX_SUPERSAMPLED)
+    return -1;
   memset (&t, 0, sizeof (t));
   t.width = m.canvas_w;
   t.height = m.canvas_h;
@@ -1029,14 +1085,16 @@ ap_draw (const ApFrame * frame, ApStyle style, int keep_aspect,
 
   if (scratch_grid (s, width, height, m.canvas_w, m.canvas_h) < 0)
     return -1;
-  memset (s->grid, 0, (size_t) s->n_rows * s->n_cols * 3);
   t.pix = s->grid;
   t.stride = s->n_cols * 3;
   t.row_index = s->row_index;
   t.col_first = s->col_first;
   t.col_x = s->col_x;
   t.n_cols = s->n_cols;
+  t.dirty_lo = s->dirty_lo;
+  t.dirty_hi = s->dirty_hi;
   draw_layers (&t, &m, frame);
   resize_grid (s, rgb, stride);
+  clear_grid (s);
   return 0;
 }

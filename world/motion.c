@@ -6,6 +6,7 @@
  * and articulated hands. Nothing is integrated over frames, so any frame
  * can be computed alone (posetestsrc seeks, the dataset jumps). */
 #include "world-private.h"
+#include "raster.h"
 
 #include <glib.h>
 #include <string.h>
@@ -298,14 +299,16 @@ neutral_drive (Drive * d)
   d->wide = 1.0;
   d->eye_open = 1.0;
   for (int side = 0; side < 2; side++) {
+    /* hands resting open in front of the waist, fully in view, so the
+     * reference shows them */
     HandState *s = &d->hand[side];
-    s->tx = 1.2;
-    s->ty = 1.55;
-    s->angle = M_PI - 0.3;
-    set_curls (s, 0.15, 0.15, 0.15, 0.2, 0.2);
+    s->tx = 0.85;
+    s->ty = 1.1;
+    s->angle = -0.6;
+    set_curls (s, 0.1, 0.15, 0.2, 0.25, 0.3);
     s->spread = 0.3;
     s->facing = 1.0;
-    s->depth = 0.3;
+    s->depth = 1.0;
   }
 }
 
@@ -521,6 +524,60 @@ build_hand (V2 w, double hl, double sx, const HandState * s, ApPoint * p,
   }
 }
 
+/* Whether point (x, y) lies under hand h as aw_render draws it: inside the
+ * palm or on a finger (radii as in render.c, less a pixel so points on the
+ * rim stay visible). */
+static int
+under_hand (const ApPoint * h, double hl, float x, float y)
+{
+  static const int palm[6] = { 0, 1, 5, 9, 13, 17 };
+  float v[12];
+  float r = (float) (0.065 * hl) - 1.0f;
+
+  for (int i = 0; i < 6; i++) {
+    v[2 * i] = h[palm[i]].x;
+    v[2 * i + 1] = h[palm[i]].y;
+  }
+  if (aw_polygon_sd (v, 6, x, y) < (float) (0.08 * hl) - 1.0f)
+    return 1;
+  for (int f = 0; f < 5; f++) {
+    int base = f == 0 ? 1 : 4 * f + 1;
+    for (int j = 0; j < 3; j++) {
+      const ApPoint *a = &h[base + j], *b = &h[base + j + 1];
+      float ex = b->x - a->x, ey = b->y - a->y, ee = ex * ex + ey * ey;
+      float t = ee > 1e-9f ? ((x - a->x) * ex + (y - a->y) * ey) / ee : 0.0f;
+      float qx, qy;
+      t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+      qx = x - a->x - ex * t;
+      qy = y - a->y - ey * t;
+      if (qx * qx + qy * qy < r * r)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+/* Hands are drawn last, the left one over the right: what they cover is
+ * occluded (c = 0), as a detector would miss it. */
+static void
+occlude_by_hands (ApPerson * p, double hl)
+{
+  for (int side = 0; side < 2; side++) {
+    const ApPoint *h = p->hand[side];
+    for (int i = 0; i < AP_FACE_N; i++)
+      if (under_hand (h, hl, p->face[i].x, p->face[i].y))
+        p->face[i].c = 0.0f;
+  }
+  for (int i = 1; i < AP_HAND_N; i++)
+    if (under_hand (p->hand[AP_LEFT], hl, p->hand[AP_RIGHT][i].x,
+            p->hand[AP_RIGHT][i].y))
+      p->hand[AP_RIGHT][i].c = 0.0f;
+  /* the body's face points are the face's */
+  p->body[AP_NOSE].c = fminf (p->body[AP_NOSE].c, p->face[30].c);
+  p->body[AP_REYE].c = fminf (p->body[AP_REYE].c, p->face[68].c);
+  p->body[AP_LEYE].c = fminf (p->body[AP_LEYE].c, p->face[69].c);
+}
+
 /* Positions of every point (truth) and the parts hidden by the body
  * itself; p->c is 1 for visible points, 0 for hidden ones. */
 static void
@@ -612,6 +669,7 @@ build_pose (const AwIdentity * id, const Drive * d, int cw, int ch,
     for (int i = 0; i < AP_HAND_N; i++)
       p->hand[side][i].c = hidden[i] ? 0.0f : 1.0f;
   }
+  occlude_by_hands (p, id->hand_size * S);
 #undef SETP
 }
 

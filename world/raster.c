@@ -35,6 +35,15 @@ clampf (float v, float lo, float hi)
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* 1 when floor (v) is odd; far-away (or non-finite) values count as even. */
+static inline int
+odd (float v)
+{
+  if (!(fabsf (v) < 1e7f))
+    return 0;
+  return ((int) floorf (v)) & 1;
+}
+
 /* Colour of the paint at pixel (x, y) into col. */
 static inline void
 paint_at (const AwPaint * p, float x, float y, float col[3])
@@ -44,13 +53,12 @@ paint_at (const AwPaint * p, float x, float y, float col[3])
 
   switch (p->kind) {
     case AW_PAINT_STRIPES:
-      if (((int) floorf (du / p->period)) & 1)
+      if (odd (du / p->period))
         c = p->c1;
       break;
     case AW_PAINT_CHECKS:{
       float dv = -(x - p->ox) * p->uy + (y - p->oy) * p->ux;
-      if ((((int) floorf (du / p->period)) + ((int) floorf (dv / p->period)))
-          & 1)
+      if (odd (du / p->period) != odd (dv / p->period))
         c = p->c1;
       break;
     }

@@ -10,7 +10,7 @@ static const char *json = "{\"in_channels\": 4, \"norm_eps\": 1e-05, "
     "\"block_out_channels\": [320, 640, 1280, 1280], "
     "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], "
     "\"class_embed_type\": null, \"bad_list\": [1, \"x\"], "
-    "\"frac\": 2.5}";
+    "\"frac\": 2.5, \"mixed\": [0.5, 2, -1e-3]}";
 
 static void
 expect_error (int ret, const AeError * err, const char *field,
@@ -31,7 +31,7 @@ main (void)
   AeConfig *cfg = NULL;
   AeError err = { "" };
   int64_t i64, list[8];
-  double f;
+  double f, dl[8];
   bool b;
   const char *s, *strs[4];
   int n;
@@ -56,6 +56,9 @@ main (void)
           true, &err) == 0 && n == 1 && list[0] == 8, "scalar as list");
   CHECK (ae_config_get_int_list (cfg, "heads_list", list, 8, &n, true,
           &err) == 0 && n == 4 && list[1] == 10, "list with scalar_ok");
+  CHECK (ae_config_get_float_list (cfg, "mixed", dl, 8, &n, &err) == 0
+      && n == 3 && dl[0] == 0.5 && dl[1] == 2.0 && dl[2] == -1e-3,
+      "float list");
   CHECK (ae_config_get_string_list (cfg, "down_block_types", strs, 4, &n,
           &err) == 0 && n == 2 && strcmp (strs[1], "DownBlock2D") == 0,
       "string list");
@@ -92,6 +95,10 @@ main (void)
           &n, false, &err), &err, "block_out_channels", "at most 2");
   expect_error (ae_config_get_string_list (cfg, "heads_list", strs, 4, &n,
           &err), &err, "heads_list", "expected a string");
+  expect_error (ae_config_get_float_list (cfg, "bad_list", dl, 8, &n, &err),
+      &err, "bad_list", "[1]: expected a number, found string");
+  expect_error (ae_config_get_float_list (cfg, "frac", dl, 8, &n, &err),
+      &err, "frac", "expected a list of numbers, found number");
   ae_config_free (cfg);
 
   CHECK (ae_config_load_data (&cfg, "test-config.json", "{\"a\": ", &err) < 0

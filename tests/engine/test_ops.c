@@ -125,6 +125,48 @@ test_linear (TestRng * r)
   g_free (ref.data);
 }
 
+/* ae_sgemm with every transpose combination, large enough to be split
+ * over threads (along M, then along N), with padded leading dims. */
+static void
+test_sgemm (TestRng * r)
+{
+  int64_t dims[2][3] = { {150, 97, 90}, {70, 300, 60} };
+
+  for (int c = 0; c < 2; c++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int64_t m = dims[c][0], n = dims[c][1], k = dims[c][2];
+        int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 7;
+        AeTensor a = test_tensor2 (r, ta ? k : m, lda);
+        AeTensor b = test_tensor2 (r, tb ? n : k, ldb);
+        AeTensor cm = test_tensor2 (r, m, ldc), ref = test_tensor2 (NULL, m,
+            ldc);
+        char name[96];
+
+        for (int64_t i = 0; i < m; i++)
+          for (int64_t j = 0; j < ldc; j++) {
+            double acc = 0.5 * cm.data[i * ldc + j];
+            if (j >= n) {
+              ref.data[i * ldc + j] = cm.data[i * ldc + j];
+              continue;
+            }
+            for (int64_t t = 0; t < k; t++)
+              acc += 2.0 * (ta ? a.data[t * lda + i] : a.data[i * lda + t])
+                  * (tb ? b.data[j * ldb + t] : b.data[t * ldb + j]);
+            ref.data[i * ldc + j] = (float) acc;
+          }
+        ae_sgemm (ta, tb, m, n, k, 2.0f, a.data, lda, b.data, ldb, 0.5f,
+            cm.data, ldc);
+        snprintf (name, sizeof name, "sgemm %lldx%lldx%lld trans %d%d",
+            (long long) m, (long long) n, (long long) k, ta, tb);
+        check_close (name, &cm, &ref, 1e-4, 1e-6);
+        g_free (a.data);
+        g_free (b.data);
+        g_free (cm.data);
+        g_free (ref.data);
+      }
+}
+
 static void
 naive_group_norm (AeTensor * y, const AeTensor * x, int groups, double eps,
     const float *g, const float *b, bool silu)
@@ -480,6 +522,45 @@ test_arena (void)
   ae_arena_clear (&a);
 }
 
+/* conv2d and attention take their temporaries from the scratch arena:
+ * after one measuring pass and a reset, a second identical pass must not
+ * allocate (grow_count unchanged, no overflow blocks). */
+static void
+test_scratch_reuse (TestRng * r)
+{
+  AeArena a;
+  AeTensor x = test_tensor4 (r, 2, 16, 40, 40), w = test_tensor4 (r, 8, 16,
+      3, 3);
+  AeTensor y = test_tensor4 (NULL, 2, 8, 40, 40);
+  AeTensor q = test_tensor3 (r, 2, 300, 32), o = test_tensor3 (NULL, 2, 300,
+      32);
+  AeError err;
+  unsigned grown;
+
+  REQUIRE (ae_arena_init (&a, 0, &err) == 0, "%s", err.msg);
+  for (int pass = 0; pass < 3; pass++) {
+    grown = a.grow_count;
+    CHECK (ae_conv2d (&y, &x, &w, NULL, 1, 1, &a, &err) == 0, "%s", err.msg);
+    CHECK (ae_attention (&o, &q, &q, &q, NULL, NULL, 4, 0.0f, &a, &err) == 0,
+        "%s", err.msg);
+    if (pass > 0)
+      CHECK (a.grow_count == grown && a.overflow == NULL,
+          "pass %d allocated (grow_count %u -> %u)", pass, grown,
+          a.grow_count);
+    CHECK (a.used == 0, "scratch not released");
+    CHECK (ae_arena_reset (&a, &err) == 0, "%s", err.msg);
+  }
+  CHECK (a.capacity > 0, "reset did not size the arena");
+  printf ("ok   scratch: %zu bytes after the measuring pass, no growth "
+      "after\n", a.capacity);
+  ae_arena_clear (&a);
+  g_free (x.data);
+  g_free (w.data);
+  g_free (y.data);
+  g_free (q.data);
+  g_free (o.data);
+}
+
 int
 main (void)
 {
@@ -489,8 +570,10 @@ main (void)
   ae_threads_init (0);
   REQUIRE (ae_arena_init (&arena, 1 << 20, &err) == 0, "%s", err.msg);
   test_arena ();
+  test_scratch_reuse (&r);
   test_fast_math ();
   test_conv (&r);
+  test_sgemm (&r);
   test_linear (&r);
   test_norms (&r);
   test_activations (&r);
@@ -501,10 +584,12 @@ main (void)
   ae_threads_init (1);
   printf ("-- 1 thread\n");
   test_conv (&r);
+  test_sgemm (&r);
   test_attention (&r);
   ae_threads_init (3);
   printf ("-- 3 threads\n");
   test_conv (&r);
+  test_sgemm (&r);
   test_attention (&r);
   ae_arena_clear (&arena);
   return test_finish ("test_ops");

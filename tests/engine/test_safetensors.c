@@ -298,39 +298,75 @@ test_sharded (void)
     ae_st_close (st);
   }
   expect_open_error ("index key missing", bad_path, "'c.weight'");
+  REQUIRE (g_file_set_contents (bad_path, "{\"metadata\": {}}", -1, NULL),
+      "write index");
+  expect_open_error ("index no weight_map", bad_path, "'weight_map'");
+  REQUIRE (g_file_set_contents (bad_path, "{\"weight_map\": {\"a\": "
+          "\"../x.safetensors\"}}", -1, NULL), "write index");
+  expect_open_error ("index shard path", bad_path, "beside the index");
+  REQUIRE (g_file_set_contents (bad_path, "{\"weight_map\": ", -1, NULL),
+      "write index");
+  expect_open_error ("index bad json", bad_path, "cannot parse index");
+  {
+    char *empty = tmp_path ("emptydir");
+    REQUIRE (g_mkdir (empty, 0700) == 0, "mkdir");
+    expect_open_error ("folder without model", empty,
+        "no diffusion_pytorch_model.safetensors");
+    g_rmdir (empty);
+    g_free (empty);
+  }
   g_free (path);
   g_free (bad_path);
 }
 
+/* The diffusers save_pretrained folders of the goldens open as they are
+ * and every tensor reads as float32. */
 static void
 test_golden_model (void)
 {
+  static const struct {
+    const char *dir;
+    int count;
+  } models[] = {
+    {"unet_sd15_tiny", 494}, {"vae_kl_tiny_lpb1", 124},
+    {"vae_kl_tiny_lpb2", 156},
+  };
   const char *shared = g_getenv ("AVATAR_SHARED_DIR");
-  char *dir;
-  AeSafetensors *st = NULL;
-  AeTensor t;
-  AeError err;
   int64_t expect[4] = { 32, 4, 3, 3 };
 
   if (shared == NULL)
     return;
-  dir = g_build_filename (shared, "golden", "unet_sd15_tiny", "model", NULL);
-  if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
-    printf ("skip golden model load: %s absent\n", dir);
+  for (size_t i = 0; i < G_N_ELEMENTS (models); i++) {
+    char *dir = g_build_filename (shared, "golden", models[i].dir, "model",
+        NULL);
+    AeSafetensors *st = NULL;
+    AeTensor t;
+    AeError err;
+    int bad = 0;
+
+    if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+      printf ("skip golden model %s: absent\n", dir);
+      g_free (dir);
+      continue;
+    }
+    CHECK (ae_st_open (&st, dir, &err) == 0, "%s", err.msg);
+    if (st) {
+      CHECK (ae_st_count (st) == models[i].count, "%s has %d tensors, want "
+          "%d", models[i].dir, ae_st_count (st), models[i].count);
+      for (int j = 0; j < ae_st_count (st); j++)
+        if (ae_st_get (st, ae_st_info_at (st, j)->name, 0, NULL, &t,
+                &err) < 0)
+          bad++;
+      CHECK (bad == 0, "%s: %d tensors failed to load", models[i].dir, bad);
+      if (i == 0)
+        CHECK (ae_st_get (st, "conv_in.weight", 4, expect, &t, &err) == 0,
+            "%s", err.msg);
+      printf ("ok   diffusers folder %s: %d tensors\n", models[i].dir,
+          ae_st_count (st));
+      ae_st_close (st);
+    }
     g_free (dir);
-    return;
   }
-  CHECK (ae_st_open (&st, dir, &err) == 0, "%s", err.msg);
-  if (st) {
-    CHECK (ae_st_count (st) == 494, "tiny unet has %d tensors, want 494",
-        ae_st_count (st));
-    CHECK (ae_st_get (st, "conv_in.weight", 4, expect, &t, &err) == 0, "%s",
-        err.msg);
-    printf ("ok   diffusers save_pretrained folder: %d tensors\n",
-        ae_st_count (st));
-    ae_st_close (st);
-  }
-  g_free (dir);
 }
 
 int

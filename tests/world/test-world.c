@@ -278,6 +278,48 @@ test_motion_variety (void)
 
 /* Poses the renderer never made (huge, NaN, missing, jumbled points) draw
  * without crashing and leave the background's corners alone. */
+/* Points hidden behind a hand are reported with c = 0, and only points that
+ * lie in a hand's box are hidden that way. */
+static void
+test_occlusion (void)
+{
+  int hidden_hand = 0, hidden_face = 0;
+
+  for (uint32_t seed = 1; seed <= 6; seed++) {
+    AwMotion *m = aw_motion_new (seed);
+    for (int64_t f = 0; f < 25 * 60; f += 2) {
+      ApPerson p;
+      float lb[4], rb[4];
+      int lv, rv;
+      aw_motion_pose (m, NULL, f, 25.0, W, H, &p);
+      lv = aw_hand_box (&p, AP_LEFT, W, H, lb);
+      rv = aw_hand_box (&p, AP_RIGHT, W, H, rb);
+      for (int i = 0; i < AP_FACE_N; i++) {
+        const ApPoint *q = &p.face[i];
+        if (q->c > 0.0f || q->x < 0 || q->y < 0 || q->x >= W || q->y >= H)
+          continue;
+        if (i <= 16)
+          continue;             /* the jaw may also turn away */
+        g_assert_true ((lv && in_box (lb, q->x, q->y)) || (rv
+                && in_box (rb, q->x, q->y)));
+        hidden_face++;
+      }
+      for (int i = 1; i < AP_HAND_N; i++) {
+        const ApPoint *q = &p.hand[AP_RIGHT][i];
+        if (q->c > 0.0f || q->x < 0 || q->y < 0 || q->x >= W || q->y >= H)
+          continue;
+        /* behind the left hand, or a fingertip curled behind its own back */
+        if (lv && in_box (lb, q->x, q->y))
+          hidden_hand++;
+      }
+    }
+    aw_motion_free (m);
+  }
+  g_test_message ("hidden: %d face points, %d right-hand points",
+      hidden_face, hidden_hand);
+  g_assert_cmpint (hidden_hand, >, 0);
+}
+
 static void
 test_garbage_poses (void)
 {
@@ -323,6 +365,7 @@ main (int argc, char **argv)
   g_test_add_func ("/world/json-roundtrip", test_json_roundtrip);
   g_test_add_func ("/world/split", test_split);
   g_test_add_func ("/world/motion-variety", test_motion_variety);
+  g_test_add_func ("/world/occlusion", test_occlusion);
   g_test_add_func ("/world/garbage-poses", test_garbage_poses);
   return g_test_run ();
 }

@@ -1,5 +1,5 @@
-/* posetestsrc: determinism, timestamps, caps, JSON that parses, num-buffers
- * and live mode. */
+/* posetestsrc: determinism, timestamps, caps, JSON that parses, num-buffers,
+ * live mode and seeking. */
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <string.h>
@@ -227,6 +227,44 @@ GST_START_TEST (test_live)
 
 GST_END_TEST;
 
+/* A seek to 2 s starts at frame 50 (at 25 fps) with frame 50's content. */
+GST_START_TEST (test_seek)
+{
+  GPtrArray *ref = pull_texts ("seed=4", 53);
+  GstHarness *h = make_harness ("seed=4");
+  GstBuffer *buf;
+  GstEvent *seek;
+  char *text;
+
+  buf = gst_harness_pull (h);
+  gst_buffer_unref (buf);
+  seek = gst_event_new_seek (1.0, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH,
+      GST_SEEK_TYPE_SET, 2 * GST_SECOND, GST_SEEK_TYPE_NONE, -1);
+  fail_unless (gst_harness_push_upstream_event (h, seek));
+  /* drop what was queued before the flush */
+  do {
+    buf = gst_harness_pull (h);
+    if (GST_BUFFER_PTS (buf) == 2 * GST_SECOND)
+      break;
+    gst_buffer_unref (buf);
+  } while (TRUE);
+  text = buffer_text (buf);
+  fail_unless_equals_string (text, g_ptr_array_index (ref, 50));
+  g_free (text);
+  gst_buffer_unref (buf);
+  buf = gst_harness_pull (h);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), 2 * GST_SECOND + 40 *
+      GST_MSECOND);
+  text = buffer_text (buf);
+  fail_unless_equals_string (text, g_ptr_array_index (ref, 51));
+  g_free (text);
+  gst_buffer_unref (buf);
+  gst_harness_teardown (h);
+  g_ptr_array_unref (ref);
+}
+
+GST_END_TEST;
+
 static Suite *
 posetestsrc_suite (void)
 {
@@ -239,6 +277,7 @@ posetestsrc_suite (void)
   tcase_add_test (tc, test_json_parses);
   tcase_add_test (tc, test_num_buffers);
   tcase_add_test (tc, test_live);
+  tcase_add_test (tc, test_seek);
   return s;
 }
 

@@ -81,7 +81,7 @@ void
 draw_compare (const uint8_t * test, const uint8_t * golden, int width,
     int height, DrawMetrics * metrics)
 {
-  size_t n = (size_t) width * height, gt32 = 0, unexplained = 0;
+  size_t n = (size_t) width * height, gt32 = 0, unexplained = 0, diff = 0;
   double sum = 0.0;
 
   for (int y = 0; y < height; y++) {
@@ -89,8 +89,9 @@ draw_compare (const uint8_t * test, const uint8_t * golden, int width,
       size_t i = ((size_t) y * width + x) * 3;
       for (int c = 0; c < 3; c++)
         sum += abs ((int) test[i + c] - (int) golden[i + c]);
-      if (max_channel_diff (test + i, golden + i) > 32)
-        gt32++;
+      int d = max_channel_diff (test + i, golden + i);
+      gt32 += d > 32;
+      diff += d > 0;
       if (!explained (golden, test, width, height, x, y)
           || !explained (test, golden, width, height, x, y))
         unexplained++;
@@ -99,4 +100,5 @@ draw_compare (const uint8_t * test, const uint8_t * golden, int width,
   metrics->frac_gt32 = (double) gt32 / n;
   metrics->mae = sum / (3.0 * n);
   metrics->nbr_unexplained = (double) unexplained / n;
+  metrics->n_different = (long) diff;
 }

@@ -10,6 +10,7 @@ typedef struct
   double frac_gt32;             /* pixels whose largest channel diff > 32 */
   double mae;                   /* mean absolute difference, all channels */
   double nbr_unexplained;       /* see tolerance.json */
+  long n_different;             /* pixels differing at all */
 } DrawMetrics;
 
 /* Reads an 8-bit RGB (or RGBA, alpha dropped) PNG. Returns a g_malloc'd

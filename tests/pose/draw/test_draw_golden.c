@@ -100,9 +100,9 @@ check_case (const char *dir, const char *name, const StyleCase * sc,
         || m.mae > json_object_get_double_member (limits, "mae")
         || m.nbr_unexplained > json_object_get_double_member (limits,
         "nbr_unexplained");
-    printf ("%s %-34s %-11s frac_gt32 %.6f  mae %.4f  nbr_unexplained %.6f\n",
-        failed ? "FAIL" : "ok  ", name, sc->mode, m.frac_gt32, m.mae,
-        m.nbr_unexplained);
+    printf ("%s %-32s %-11s frac_gt32 %.6f mae %.4f nbr_unexplained %.6f"
+        " (%ld pixels differ)\n", failed ? "FAIL" : "ok  ", name, sc->mode,
+        m.frac_gt32, m.mae, m.nbr_unexplained, m.n_different);
   }
   if (dump != NULL) {
     gchar *out = g_strdup_printf ("%s/%s.%s.png", dump, name, sc->suffix);
