@@ -119,3 +119,18 @@ gst_buffer_add_avatar_keypoint_meta (GstBuffer * buffer, const ApFrame * frame)
   meta->source_height = frame->canvas_height;
   return meta;
 }
+
+GstAvatarKeypointMeta *
+gst_buffer_add_avatar_keypoint_meta_copy (GstBuffer * buffer,
+    const GstAvatarKeypointMeta * src)
+{
+  GstAvatarKeypointMeta *meta;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (src != NULL, NULL);
+  meta = (GstAvatarKeypointMeta *) gst_buffer_add_meta (buffer,
+      GST_AVATAR_KEYPOINT_META_INFO, NULL);
+  if (meta != NULL)
+    copy_fields (meta, src);
+  return meta;
+}

@@ -41,6 +41,15 @@ const GstMetaInfo *gst_avatar_keypoint_meta_get_info (void);
 GstAvatarKeypointMeta *gst_buffer_add_avatar_keypoint_meta (GstBuffer *
     buffer, const ApFrame * frame);
 
+/* Adds a copy of src (all fields) to buffer: how elements that make new
+ * buffers from old ones (latentfuse) carry the keypoints on. */
+GstAvatarKeypointMeta *gst_buffer_add_avatar_keypoint_meta_copy (GstBuffer *
+    buffer, const GstAvatarKeypointMeta * src);
+
+/* The first keypoint meta; a buffer that holds several frames (a latent
+ * window) has one per frame: walk them with
+ * gst_buffer_iterate_meta_filtered (b, &state,
+ * GST_AVATAR_KEYPOINT_META_API_TYPE) and tell them apart by frame_number. */
 #define gst_buffer_get_avatar_keypoint_meta(b) ((GstAvatarKeypointMeta *) \
     gst_buffer_get_meta ((b), GST_AVATAR_KEYPOINT_META_API_TYPE))
 

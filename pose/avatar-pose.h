@@ -123,7 +123,9 @@ typedef struct ApParser ApParser;
 ApParser *ap_parser_new (size_t max_object_bytes);
 void ap_parser_free (ApParser * parser);
 /* Stream mode: objects may span pushes; JSON Lines or concatenated or
- * pretty-printed objects. */
+ * pretty-printed objects. Pushed bytes are held until ap_parser_next()
+ * scans them: call it until AP_NEED_DATA after each push. The rules for
+ * bad input are in docs/pose-json.md. */
 void ap_parser_push (ApParser * parser, const char *data, size_t len);
 /* Datagram mode: one whole object per call; anything else is dropped. */
 void ap_parser_push_datagram (ApParser * parser, const char *data, size_t len);

@@ -463,6 +463,7 @@ struct ApParser {
   guint32 brackets;             /* bit d-1 set: level d opened with '[' */
   long line, obj_line;
   gboolean col0;                /* the next byte starts a line */
+  guint64 offset;               /* bytes scanned since the start */
   gboolean garbage_reported;    /* this line's stray text was reported */
   gboolean finished;
 
@@ -509,6 +510,7 @@ ap_parser_reset (ApParser * p)
   p->line = 1;
   p->obj_line = 1;
   p->col0 = TRUE;
+  p->offset = 0;
   p->garbage_reported = FALSE;
   p->finished = FALSE;
   g_queue_clear_full (&p->datagrams, datagram_free);
@@ -538,8 +540,12 @@ ap_parser_push (ApParser * p, const char *data, size_t len)
     g_byte_array_remove_range (p->in, 0, (guint) p->in_pos);
     p->in_pos = 0;
   }
-  if (len > 0)
-    g_byte_array_append (p->in, (const guint8 *) data, (guint) len);
+  while (len > 0) {
+    guint n = (guint) MIN (len, (size_t) G_MAXINT);
+    g_byte_array_append (p->in, (const guint8 *) data, n);
+    data += n;
+    len -= n;
+  }
 }
 
 void
@@ -711,10 +717,19 @@ scan_object_byte (ApParser * p, guint8 c, ApIssues * issues)
 static ApParseResult
 next_stream (ApParser * p, ApFrame * frame, ApIssues * issues)
 {
+  static const guint8 bom[3] = { 0xef, 0xbb, 0xbf };
+
   while (p->in_pos < p->in->len) {
     guint8 c = p->in->data[p->in_pos];
     gboolean col0 = p->col0;
 
+    /* Editors on Windows start files with a UTF-8 byte order mark. */
+    if (p->offset < 3 && c == bom[p->offset] && !p->in_object) {
+      p->offset++;
+      p->in_pos++;
+      continue;
+    }
+    p->offset = 3;
     if (!p->in_object) {
       p->in_pos++;
       p->col0 = (c == '\n');

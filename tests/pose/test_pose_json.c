@@ -627,6 +627,21 @@ test_stream_long_object (void)
 }
 
 static void
+test_stream_bom (void)
+{
+  const char text[] = "\xef\xbb\xbf{\"people\":[]}\n\xef\xbb\xbf\n";
+  GArray *ev = parse_in_pieces (text, sizeof (text) - 1, 0, 0, 1);
+
+  /* A leading byte order mark is skipped silently; a later one is not. */
+  g_assert_cmpuint (ev->len, ==, 2);
+  g_assert_cmpint (g_array_index (ev, Event, 0).res, ==, AP_FRAME);
+  g_assert_cmpint (g_array_index (ev, Event, 0).n_issues, ==, 1);  /* canvas */
+  g_assert_cmpint (g_array_index (ev, Event, 1).res, ==, AP_DROPPED);
+  g_assert_cmpint (g_array_index (ev, Event, 1).line, ==, 2);
+  g_array_unref (ev);
+}
+
+static void
 test_stream_garbage (void)
 {
   /* Random bytes must never crash or hang; a good line after them (at the
@@ -828,6 +843,7 @@ main (int argc, char **argv)
   g_test_add_func ("/pose/stream/pretty-file", test_stream_pretty_file);
   g_test_add_func ("/pose/stream/long-object", test_stream_long_object);
   g_test_add_func ("/pose/stream/garbage", test_stream_garbage);
+  g_test_add_func ("/pose/stream/bom", test_stream_bom);
   g_test_add_func ("/pose/datagram", test_datagrams);
   g_test_add_func ("/pose/select", test_select);
   g_test_add_func ("/pose/write/round-trip", test_round_trip);

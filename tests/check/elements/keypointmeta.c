@@ -86,6 +86,41 @@ GST_START_TEST (test_copy)
 
 GST_END_TEST;
 
+/* Several frames in one buffer (a latent window): one meta each. */
+GST_START_TEST (test_several_per_buffer)
+{
+  GstBuffer *src = gst_buffer_new (), *window = gst_buffer_new ();
+  GstAvatarKeypointMeta *meta;
+  gpointer state = NULL;
+  ApFrame f;
+  guint64 expect = 10;
+
+  fill_frame (&f);
+  for (int i = 0; i < 4; i++) {
+    meta = gst_buffer_add_avatar_keypoint_meta (src, &f);
+    meta->frame_number = 10 + i;
+    meta->source_width = 640;
+  }
+  /* Carried one by one onto a new buffer, as latentfuse does. */
+  while ((meta = (GstAvatarKeypointMeta *)
+          gst_buffer_iterate_meta_filtered (src, &state,
+              GST_AVATAR_KEYPOINT_META_API_TYPE)))
+    fail_unless (gst_buffer_add_avatar_keypoint_meta_copy (window, meta));
+  state = NULL;
+  while ((meta = (GstAvatarKeypointMeta *)
+          gst_buffer_iterate_meta_filtered (window, &state,
+              GST_AVATAR_KEYPOINT_META_API_TYPE))) {
+    fail_unless_equals_uint64 (meta->frame_number, expect++);
+    fail_unless_equals_int (meta->source_width, 640);
+    fail_unless (memcmp (&meta->frame, &f, sizeof (f)) == 0);
+  }
+  fail_unless_equals_uint64 (expect, 14);
+  gst_buffer_unref (src);
+  gst_buffer_unref (window);
+}
+
+GST_END_TEST;
+
 /* Through a real scaler: the points are scaled with the picture. */
 GST_START_TEST (test_videoscale)
 {
@@ -139,6 +174,7 @@ keypointmeta_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_add_get);
   tcase_add_test (tc, test_copy);
+  tcase_add_test (tc, test_several_per_buffer);
   tcase_add_test (tc, test_videoscale);
   return s;
 }

@@ -537,7 +537,7 @@ GST_START_TEST (test_udp_loopback)
   bound = g_socket_get_local_address (sock, NULL);
   port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 
-  rx = gst_parse_launch ("udpsrc name=src ! posemapper ! "
+  rx = gst_parse_launch ("udpsrc name=src ! posemapper name=pm ! "
       "appsink name=out sync=false", NULL);
   src = gst_bin_get_by_name (GST_BIN (rx), "src");
   g_object_set (src, "socket", sock, NULL);
@@ -576,7 +576,7 @@ GST_START_TEST (test_udp_loopback)
     received++;
   }
   {
-    GstElement *pm = gst_bin_get_by_name (GST_BIN (rx), "posemapper0");
+    GstElement *pm = gst_bin_get_by_name (GST_BIN (rx), "pm");
     GstStructure *s;
     guint64 dropped = 0, datagrams = 0;
     g_object_get (pm, "stats", &s, NULL);
