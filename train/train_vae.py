@@ -36,6 +36,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--decoder-only", action="store_true",
+                    help="freeze encoder + quant_conv (keeps the latent space of a UNet already "
+                         "trained on it) and train only post_quant_conv + decoder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="small config for tests")
     a = ap.parse_args(argv)
@@ -47,12 +50,20 @@ def main(argv=None):
     if a.tiny:
         cfg.update(block_out_channels=[8, 8, 16, 16], norm_num_groups=4)
     vae = models.AutoencoderKL(cfg)
-    opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=0.0)
+    trainable = list(vae.parameters())
+    if a.decoder_only:
+        for p in list(vae.encoder.parameters()) + list(vae.quant_conv.parameters()):
+            p.requires_grad_(False)
+        trainable = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=a.lr, weight_decay=0.0)
     step, wall = 0, 0.0
     ck = common.load_checkpoint(a.run) if a.resume else None
     if ck is not None:
         vae.load_state_dict(ck["vae"])
-        opt.load_state_dict(ck["opt"])
+        if ck.get("decoder_only", False) == a.decoder_only:
+            opt.load_state_dict(ck["opt"])
+        else:
+            log("optimizer state not resumed (--decoder-only changed)")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
     data = dataset.FrameDataset(a.data, a.size)
@@ -91,6 +102,7 @@ def main(argv=None):
                 last_ck = now
                 common.save_checkpoint(a.run, {"vae": vae.state_dict(), "opt": opt.state_dict(),
                                                "step": step, "wall": wall, "config": cfg,
+                                               "decoder_only": a.decoder_only,
                                                "args": vars(a)})
                 log("checkpoint at step %d, wall %.0f s" % (step, wall))
             if step >= a.steps:

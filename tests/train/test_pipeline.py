@@ -42,6 +42,14 @@ with tempfile.TemporaryDirectory() as d:
     check(vck is not None and vck["step"] == 5, "vae checkpoint at step 5")
     log = open(os.path.join(vrun, "log.txt")).read()
     check("resumed from step 3" in log, "vae log records the resume")
+    enc_before = {k: v.clone() for k, v in vck["vae"].items() if k.startswith(("encoder.", "quant_conv."))}
+    dec_before = vck["vae"]["decoder.conv_out.weight"].clone()
+    check(train_vae.main(common_args + ["--run", vrun, "--steps", "6", "--resume", "--decoder-only"]) == 0,
+          "train_vae --decoder-only resume to 6")
+    vck = common.load_checkpoint(vrun)
+    check(all(torch.equal(vck["vae"][k], v) for k, v in enc_before.items())
+          and not torch.equal(vck["vae"]["decoder.conv_out.weight"], dec_before),
+          "--decoder-only keeps the encoder, trains the decoder")
 
     check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "3"]) == 0,
           "train_unet 3 steps")
