@@ -29,6 +29,8 @@ ae_sample (const AeScheduler * s, const AeSampleParams * p, float *latents,
 
   if (steps < 1)
     return ae_error (err, "sampler: the scheduler has no timesteps set");
+  if (p->eps_fn == NULL)
+    return ae_error (err, "sampler: no eps_fn given");
   for (size_t i = 0; i < n; i++)
     latents[i] *= sigma0;
   for (int step = 0; step < steps; step++) {

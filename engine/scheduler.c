@@ -438,14 +438,15 @@ void
 ae_scheduler_scale_model_input (const AeScheduler * s, int i, const float *x,
     float *x_in, size_t n)
 {
-  float scale = 1.0f;
-
-  if (s->type == AE_SCHEDULER_EULER) {
-    float sigma = s->sigmas[i];
-    scale = sqrtf (sigma * sigma + 1.0f);
+  /* Only Euler scales: its latents carry variance sigma^2 + 1. */
+  if (s->type != AE_SCHEDULER_EULER) {
+    if (x_in != x)
+      memcpy (x_in, x, sizeof (float) * n);
+    return;
   }
+  float scale = sqrtf (s->sigmas[i] * s->sigmas[i] + 1.0f);
   for (size_t j = 0; j < n; j++)
-    x_in[j] = s->type == AE_SCHEDULER_EULER ? x[j] / scale : x[j];
+    x_in[j] = x[j] / scale;
 }
 
 int

@@ -200,6 +200,118 @@ test_cfg_golden (const char *dir)
   g_free (path);
 }
 
+/* ---- pipeline_ddim4_cfg_tiny: the CFG loop with the stored UNet outputs ---- */
+
+typedef struct {
+  AeSafetensors *st;
+  size_t n;
+  double tol_abs, tol_rel;
+} PipelineReplay;
+
+/* Gives back the stored [uncond, cond] UNet batch of step `step`, after
+ * checking that the loop feeds the UNet the golden latents. */
+static int
+replay_unet (void *user, int step, float t, const float *x_in, int cfg,
+    float *eps, AeError * err)
+{
+  PipelineReplay *r = user;
+  char name[64];
+
+  CHECK (cfg == 1, "guidance 7.5 must ask for both passes");
+  if (step > 0) {
+    snprintf (name, sizeof name, "step%02d.latents", step - 1);
+    float *ref = read_all (r->st, name, r->n);
+    compare (name, x_in, ref, r->n, r->tol_abs, r->tol_rel);
+    g_free (ref);
+  }
+  snprintf (name, sizeof name, "step%02d.unet_out", step);
+  REQUIRE (ae_st_read_f32 (r->st, name, eps, 2 * r->n, err) == 0, "%s",
+      err->msg);
+  return 0;
+}
+
+static int
+check_pipeline_step (void *user, int step, float *latents, size_t n,
+    AeError * err)
+{
+  PipelineReplay *r = user;
+  char name[64];
+
+  snprintf (name, sizeof name, "step%02d.latents", step);
+  float *ref = read_all (r->st, name, n);
+  compare (name, latents, ref, n, r->tol_abs, r->tol_rel);
+  g_free (ref);
+  return 0;
+}
+
+static void
+test_pipeline_cfg_golden (const char *golden)
+{
+  char *st_path = g_build_filename (golden, "pipeline_ddim4_cfg_tiny",
+      "pipeline.safetensors", NULL);
+  /* The pipeline used the SD1.5 DDIM config, stored with ddim_4. */
+  char *cfg_path = g_build_filename (golden, "schedulers", "ddim_4",
+      "scheduler_config.json", NULL);
+  char *case_path = g_build_filename (golden, "pipeline_ddim4_cfg_tiny",
+      "case.json", NULL);
+  JsonParser *parser = json_parser_new ();
+  PipelineReplay r = { 0 };
+  AeScheduler *s;
+  AeError err;
+  int64_t ts[4];
+
+  REQUIRE (json_parser_load_from_file (parser, case_path, NULL), "%s",
+      case_path);
+  JsonObject *c = json_node_get_object (json_parser_get_root (parser));
+  tolerance (json_object_get_object_member (c, "tolerance"), "step*",
+      &r.tol_abs, &r.tol_rel);
+  REQUIRE (json_object_get_double_member (c, "guidance_scale") == 7.5,
+      "%s: guidance_scale is not 7.5", case_path);
+
+  REQUIRE (ae_st_open (&r.st, st_path, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_load (&s, cfg_path, NULL, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_set_timesteps (s, 4, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_st_read_i64 (r.st, "timesteps", ts, 4, &err) == 0, "%s",
+      err.msg);
+  for (int i = 0; i < 4; i++)
+    CHECK (ae_scheduler_timestep (s, i) == (float) ts[i],
+        "pipeline timestep %d: %g, expected %lld", i,
+        ae_scheduler_timestep (s, i), (long long) ts[i]);
+
+  r.n = ae_st_find (r.st, "noise_init")->nbytes / sizeof (float);
+  float *latents = read_all (r.st, "noise_init", r.n);
+  float *scratch = g_new (float, ae_sample_scratch_floats (r.n));
+  AeSampleParams p = {.guidance_scale = 7.5f,.eps_fn = replay_unet,
+    .step_hook = check_pipeline_step,.user = &r
+  };
+  REQUIRE (ae_sample (s, &p, latents, r.n, scratch, &err) == 0, "%s",
+      err.msg);
+
+  /* The guided eps of every step, on its own. */
+  float *eps2 = g_new (float, 2 * r.n);
+  for (int i = 0; i < 4; i++) {
+    char name[64];
+    snprintf (name, sizeof name, "step%02d.unet_out", i);
+    REQUIRE (ae_st_read_f32 (r.st, name, eps2, 2 * r.n, &err) == 0, "%s",
+        err.msg);
+    ae_guidance_combine (eps2, 7.5f, r.n);
+    snprintf (name, sizeof name, "step%02d.eps", i);
+    float *ref = read_all (r.st, name, r.n);
+    compare (name, eps2, ref, r.n, r.tol_abs, r.tol_rel);
+    g_free (ref);
+  }
+  printf ("ok: pipeline_ddim4_cfg_tiny (CFG 7.5, stored UNet outputs)\n");
+  g_free (eps2);
+  g_free (latents);
+  g_free (scratch);
+  ae_scheduler_free (s);
+  ae_st_close (r.st);
+  g_free (st_path);
+  g_free (cfg_path);
+  g_free (case_path);
+  g_object_unref (parser);
+}
+
 /* ---- self-made cases: always run ---- */
 
 static const char *sd15_ddim =
@@ -261,23 +373,38 @@ test_ddim_float64 (void)
   ae_scheduler_free (s);
 }
 
+typedef struct {
+  int eps_calls, hook_calls;
+} Calls;
+
 static int
 count_calls (void *user, int step, float t, const float *x_in, int cfg,
     float *eps, AeError * err)
 {
-  int *calls = user;
+  Calls *c = user;
+
   CHECK (cfg == 1, "guidance 3 must ask for both passes");
   for (int i = 0; i < 4; i++) {
     eps[i] = 1.0f;              /* uncond */
     eps[4 + i] = 2.0f;          /* cond */
   }
-  (*calls)++;
+  c->eps_calls++;
   return 0;
 }
 
+/* The hook sees every step in order, and what it writes is what the next
+ * step starts from: it zeroes the latents after step 0. */
 static int
-capture_x0 (void *user, int step, float *latents, size_t n, AeError * err)
+zero_after_first (void *user, int step, float *latents, size_t n,
+    AeError * err)
 {
+  Calls *c = user;
+
+  CHECK (step == c->hook_calls, "hook at step %d, expected %d", step,
+      c->hook_calls);
+  c->hook_calls++;
+  if (step == 0)
+    memset (latents, 0, sizeof (float) * n);
   return 0;
 }
 
@@ -287,22 +414,28 @@ test_sampler_cfg_and_hook (void)
   AeScheduler *s;
   AeError err;
   float x[4] = { 0 }, scratch[16];
-  int calls = 0;
+  Calls calls = { 0 };
 
   REQUIRE (ae_scheduler_load_data (&s, "sd15-ddim", sd15_ddim, "euler",
           &err) == 0, "%s", err.msg);
   CHECK (ae_scheduler_type (s) == AE_SCHEDULER_EULER, "type override");
   REQUIRE (ae_scheduler_set_timesteps (s, 3, &err) == 0, "%s", err.msg);
   AeSampleParams p = {.guidance_scale = 3.0f,.eps_fn = count_calls,
-    .step_hook = capture_x0,.user = &calls
+    .step_hook = zero_after_first,.user = &calls
   };
   REQUIRE (ae_sample (s, &p, x, 4, scratch, &err) == 0, "%s", err.msg);
-  CHECK (calls == 3, "eps callback called %d times, expected 3", calls);
-  /* eps = 1 + 3 (2 - 1) = 4 everywhere; Euler with x0 = x - sigma eps ends
-   * at x_T - sigma_0 * 4 when it starts from zero noise. */
-  float expect = -4.0f * ae_scheduler_sigma (s, 0);
+  CHECK (calls.eps_calls == 3 && calls.hook_calls == 3,
+      "eps callback called %d times, hook %d, expected 3", calls.eps_calls,
+      calls.hook_calls);
+  /* eps = 1 + 3 (2 - 1) = 4 everywhere. Euler moves x by
+   * (x - x0) / sigma * dt = eps * dt, so from the zeroed latents after
+   * step 0 the result is 4 (sigma_3 - sigma_1) = -4 sigma_1. */
+  float expect = -4.0f * ae_scheduler_sigma (s, 1);
   CHECK (fabsf (x[0] - expect) < 1e-3f * fabsf (expect),
       "cfg result %g, expected %g", x[0], expect);
+
+  p.eps_fn = NULL;
+  CHECK (ae_sample (s, &p, x, 4, scratch, &err) < 0, "NULL eps_fn accepted");
   ae_scheduler_free (s);
 }
 
@@ -386,34 +519,45 @@ test_noise (void)
   g_free (c);
 }
 
-int
-main (void)
+/* No argument: the self-made cases, which always run. "golden": the
+ * diffusers goldens in AVATAR_SHARED_DIR, skipped (77) without them. */
+static int
+run_goldens (void)
 {
   const char *shared = g_getenv ("AVATAR_SHARED_DIR");
-  char *gold = shared ? g_build_filename (shared, "golden", "schedulers",
-      NULL) : NULL;
+  const char *cases[] = { "ddim_4", "ddim_20", "euler_4", "euler_20",
+    "lcm_4", "lcm_20"
+  };
 
+  if (shared == NULL || !g_file_test (shared, G_FILE_TEST_IS_DIR)) {
+    printf ("SKIP: AVATAR_SHARED_DIR (%s) missing: no golden/schedulers or "
+        "golden/pipeline_ddim4_cfg_tiny\n", shared ? shared : "unset");
+    return AE_TEST_SKIP;
+  }
+  char *gold = g_build_filename (shared, "golden", NULL);
+  char *sched = g_build_filename (gold, "schedulers", NULL);
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    char *dir = g_build_filename (sched, cases[i], NULL);
+    run_golden_case (dir);
+    g_free (dir);
+  }
+  char *cfg = g_build_filename (sched, "cfg_7.5", NULL);
+  test_cfg_golden (cfg);
+  test_pipeline_cfg_golden (gold);
+  g_free (cfg);
+  g_free (sched);
+  g_free (gold);
+  return test_finish ("scheduler goldens");
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc > 1 && strcmp (argv[1], "golden") == 0)
+    return run_goldens ();
   test_ddim_float64 ();
   test_sampler_cfg_and_hook ();
   test_config_errors ();
   test_noise ();
-
-  if (gold && g_file_test (gold, G_FILE_TEST_IS_DIR)) {
-    const char *cases[] = { "ddim_4", "ddim_20", "euler_4", "euler_20",
-      "lcm_4", "lcm_20"
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
-      char *dir = g_build_filename (gold, cases[i], NULL);
-      run_golden_case (dir);
-      g_free (dir);
-    }
-    char *cfg = g_build_filename (gold, "cfg_7.5", NULL);
-    test_cfg_golden (cfg);
-    g_free (cfg);
-  } else {
-    printf ("golden schedulers not found (AVATAR_SHARED_DIR): only the "
-        "self-made cases ran\n");
-  }
-  g_free (gold);
   return test_finish ("scheduler");
 }
