@@ -1,0 +1,512 @@
+/* Engine ops on Vulkan: shape checks, push constants, grid sizes. The
+ * arithmetic lives in shaders/<op>.comp. */
+#include "vk-ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_HEAD_DIM 160        /* MAX_D in attention.comp */
+
+AeVkTensor
+ae_vk_tensor_nd (AeVkBuffer * buf, int ndim, const int64_t * shape)
+{
+  AeVkTensor t = {.buf = buf,.ndim = ndim };
+
+  for (int i = 0; i < AE_MAX_DIMS; i++)
+    t.shape[i] = i < ndim ? shape[i] : 1;
+  return t;
+}
+
+AeVkTensor
+ae_vk_tensor_like (AeVkBuffer * buf, const AeTensor * t)
+{
+  return ae_vk_tensor_nd (buf, t->ndim, t->shape);
+}
+
+int64_t
+ae_vk_tensor_numel (const AeVkTensor * t)
+{
+  int64_t n = 1;
+
+  for (int i = 0; i < t->ndim; i++)
+    n *= t->shape[i];
+  return n;
+}
+
+/* Host view of the shape (data NULL) so the CPU checkers apply. */
+static AeTensor
+shape_of (const AeVkTensor * t)
+{
+  return ae_tensor_nd (NULL, t->ndim, t->shape);
+}
+
+/* The tensor has a buffer large enough and fits the shaders' 32-bit
+ * indices. */
+static int
+check_tensor (const AeVkTensor * t, const char *op, const char *what,
+    AeError * err)
+{
+  int64_t n = ae_vk_tensor_numel (t);
+
+  if (!t->buf)
+    return ae_error (err, "vulkan %s: %s has no buffer", op, what);
+  if (n < 0 || n > (int64_t) UINT32_MAX)
+    return ae_error (err, "vulkan %s: %s has %lld elements (max 2^32-1)",
+        op, what, (long long) n);
+  if ((size_t) n * sizeof (float) > t->buf->size)
+    return ae_error (err, "vulkan %s: %s needs %lld floats, buffer holds "
+        "%zu bytes", op, what, (long long) n, t->buf->size);
+  return 0;
+}
+
+static int
+shape_error (const char *op, const char *what, const AeVkTensor * t,
+    AeError * err)
+{
+  char buf[128];
+
+  return ae_error (err, "vulkan %s: %s has unexpected shape %s", op, what,
+      ae_shape_str (t->ndim, t->shape, buf, sizeof (buf)));
+}
+
+static int
+same_shape (const AeVkTensor * a, const AeVkTensor * b)
+{
+  AeTensor ta = shape_of (a), tb = shape_of (b);
+
+  return ae_tensor_same_shape (&ta, &tb);
+}
+
+static int
+dispatch_1d (AeVkContext * ctx, AeVkOp op, AeVkBuffer * b0, AeVkBuffer * b1,
+    AeVkBuffer * b2, const void *push, uint64_t invocations, AeError * err)
+{
+  AeVkBuffer *const bind[AE_VK_BINDINGS] = { b0, b1, b2, NULL, NULL, NULL };
+  uint32_t gx, gy;
+
+  ae_vk_grid_1d (invocations, ae_vk_pipeline_info (ctx, op)->local_size[0],
+      &gx, &gy);
+  return ae_vk_dispatch (ctx, op, bind, push, gx, gy, 1, err);
+}
+
+/* ---- element-wise --------------------------------------------------- */
+
+int
+ae_vk_add_scaled (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * a,
+    const AeVkTensor * b, float output_scale_factor, AeError * err)
+{
+  struct { uint32_t n; float osf; } push;
+
+  if (check_tensor (y, "add", "y", err) < 0
+      || check_tensor (a, "add", "a", err) < 0
+      || check_tensor (b, "add", "b", err) < 0)
+    return -1;
+  if (!same_shape (a, b))
+    return shape_error ("add", "b", b, err);
+  if (!same_shape (y, a))
+    return shape_error ("add", "y", y, err);
+  if (output_scale_factor == 0.0f)
+    return ae_error (err, "vulkan add: output_scale_factor is 0");
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  push.osf = output_scale_factor;
+  return dispatch_1d (ctx, AE_VK_OP_ADD, y->buf, a->buf, b->buf, &push,
+      push.n, err);
+}
+
+int
+ae_vk_add (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * a,
+    const AeVkTensor * b, AeError * err)
+{
+  return ae_vk_add_scaled (ctx, y, a, b, 1.0f, err);
+}
+
+enum { UNARY_SILU, UNARY_GELU_ERF, UNARY_GELU_TANH, UNARY_SCALE, UNARY_CLAMP };
+
+static int
+unary (AeVkContext * ctx, const char *name, AeVkTensor * y,
+    const AeVkTensor * x, uint32_t mode, float p0, float p1, AeError * err)
+{
+  struct { uint32_t n, mode; float p0, p1; } push = { 0, mode, p0, p1 };
+
+  if (check_tensor (y, name, "y", err) < 0
+      || check_tensor (x, name, "x", err) < 0)
+    return -1;
+  if (!same_shape (y, x))
+    return shape_error (name, "y", y, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  return dispatch_1d (ctx, AE_VK_OP_UNARY, y->buf, x->buf, NULL, &push,
+      push.n, err);
+}
+
+int
+ae_vk_silu (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err)
+{
+  return unary (ctx, "silu", y, x, UNARY_SILU, 0, 0, err);
+}
+
+int
+ae_vk_gelu (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeGeluKind kind, AeError * err)
+{
+  return unary (ctx, "gelu", y, x,
+      kind == AE_GELU_TANH ? UNARY_GELU_TANH : UNARY_GELU_ERF, 0, 0, err);
+}
+
+int
+ae_vk_scale (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    float s, AeError * err)
+{
+  return unary (ctx, "scale", y, x, UNARY_SCALE, s, 0, err);
+}
+
+int
+ae_vk_clamp (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    float lo, float hi, AeError * err)
+{
+  return unary (ctx, "clamp", y, x, UNARY_CLAMP, lo, hi, err);
+}
+
+int
+ae_vk_geglu (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err)
+{
+  struct { uint32_t rows, hidden; } push;
+  int64_t h2 = x->shape[x->ndim - 1];
+
+  if (check_tensor (y, "geglu", "y", err) < 0
+      || check_tensor (x, "geglu", "x", err) < 0)
+    return -1;
+  if (x->ndim < 1 || h2 % 2 != 0)
+    return shape_error ("geglu", "x (last dim must be even)", x, err);
+  if (y->ndim != x->ndim || y->shape[y->ndim - 1] != h2 / 2
+      || ae_vk_tensor_numel (y) * 2 != ae_vk_tensor_numel (x))
+    return shape_error ("geglu", "y", y, err);
+  push.hidden = (uint32_t) (h2 / 2);
+  push.rows = push.hidden ? (uint32_t) (ae_vk_tensor_numel (y) / push.hidden)
+      : 0;
+  return dispatch_1d (ctx, AE_VK_OP_GEGLU, y->buf, x->buf, NULL, &push,
+      (uint64_t) push.rows * push.hidden, err);
+}
+
+/* ---- normalisation -------------------------------------------------- */
+
+/* gamma and beta: both NULL or both (C). */
+static int
+check_affine (const char *op, const AeVkTensor * gamma,
+    const AeVkTensor * beta, int64_t c, AeError * err)
+{
+  if (!gamma && !beta)
+    return 0;
+  if (!gamma || !beta)
+    return ae_error (err, "vulkan %s: gamma and beta must both be given "
+        "or both NULL", op);
+  if (check_tensor (gamma, op, "gamma", err) < 0
+      || check_tensor (beta, op, "beta", err) < 0)
+    return -1;
+  if (ae_vk_tensor_numel (gamma) != c)
+    return shape_error (op, "gamma", gamma, err);
+  if (ae_vk_tensor_numel (beta) != c)
+    return shape_error (op, "beta", beta, err);
+  return 0;
+}
+
+int
+ae_vk_group_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    int groups, float eps, const AeVkTensor * gamma, const AeVkTensor * beta,
+    bool silu, AeError * err)
+{
+  struct { uint32_t channels, hw, groups; float eps; uint32_t silu, affine; }
+  push;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  int64_t b, c, hw = 1;
+
+  if (check_tensor (y, "group_norm", "y", err) < 0
+      || check_tensor (x, "group_norm", "x", err) < 0)
+    return -1;
+  if (x->ndim < 2)
+    return shape_error ("group_norm", "x", x, err);
+  if (!same_shape (y, x))
+    return shape_error ("group_norm", "y", y, err);
+  b = x->shape[0];
+  c = x->shape[1];
+  for (int i = 2; i < x->ndim; i++)
+    hw *= x->shape[i];
+  if (groups <= 0 || c % groups != 0)
+    return ae_error (err, "vulkan group_norm: %lld channels not divisible "
+        "by %d groups", (long long) c, groups);
+  if (check_affine ("group_norm", gamma, beta, c, err) < 0)
+    return -1;
+  push = (__typeof__ (push)) {
+  (uint32_t) c, (uint32_t) hw, (uint32_t) groups, eps, silu, gamma != NULL};
+  bind[0] = y->buf;
+  bind[1] = x->buf;
+  bind[2] = gamma ? gamma->buf : NULL;
+  bind[3] = beta ? beta->buf : NULL;
+  if (b * groups > 65535)
+    return ae_error (err, "vulkan group_norm: %lld (batch x groups) "
+        "workgroups exceed 65535", (long long) (b * groups));
+  return ae_vk_dispatch (ctx, AE_VK_OP_GROUP_NORM, bind, &push,
+      (uint32_t) (b * groups), 1, 1, err);
+}
+
+int
+ae_vk_layer_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    float eps, const AeVkTensor * gamma, const AeVkTensor * beta,
+    AeError * err)
+{
+  struct { uint32_t rows, c; float eps; uint32_t affine; } push;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  uint32_t gx, gy;
+  int64_t c;
+
+  if (check_tensor (y, "layer_norm", "y", err) < 0
+      || check_tensor (x, "layer_norm", "x", err) < 0)
+    return -1;
+  if (x->ndim < 1 || !same_shape (y, x))
+    return shape_error ("layer_norm", "y", y, err);
+  c = x->shape[x->ndim - 1];
+  if (check_affine ("layer_norm", gamma, beta, c, err) < 0)
+    return -1;
+  push.c = (uint32_t) c;
+  push.rows = c ? (uint32_t) (ae_vk_tensor_numel (x) / c) : 0;
+  push.eps = eps;
+  push.affine = gamma != NULL;
+  bind[0] = y->buf;
+  bind[1] = x->buf;
+  bind[2] = gamma ? gamma->buf : NULL;
+  bind[3] = beta ? beta->buf : NULL;
+  /* one workgroup per row, rows spread over a 2-D grid */
+  ae_vk_grid_1d (push.rows, 1, &gx, &gy);
+  return ae_vk_dispatch (ctx, AE_VK_OP_LAYER_NORM, bind, &push, gx, gy, 1,
+      err);
+}
+
+/* ---- matrix products ------------------------------------------------ */
+
+#define TILE 32                 /* output tile of matmul/conv2d.comp */
+
+int
+ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    const AeVkTensor * w, const AeVkTensor * b, AeError * err)
+{
+  struct { uint32_t m, n, k, has_bias; } push;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  int64_t in, out, rows;
+
+  if (check_tensor (y, "linear", "y", err) < 0
+      || check_tensor (x, "linear", "x", err) < 0
+      || check_tensor (w, "linear", "w", err) < 0)
+    return -1;
+  if (w->ndim != 2)
+    return shape_error ("linear", "w", w, err);
+  out = w->shape[0];
+  in = w->shape[1];
+  if (x->ndim < 1 || x->shape[x->ndim - 1] != in)
+    return shape_error ("linear", "x", x, err);
+  rows = ae_vk_tensor_numel (x) / (in ? in : 1);
+  if (y->ndim != x->ndim || y->shape[y->ndim - 1] != out
+      || ae_vk_tensor_numel (y) != rows * out)
+    return shape_error ("linear", "y", y, err);
+  if (b && (check_tensor (b, "linear", "b", err) < 0
+          || ae_vk_tensor_numel (b) != out))
+    return b->buf ? shape_error ("linear", "b", b, err) : -1;
+  push = (__typeof__ (push)) {
+  (uint32_t) rows, (uint32_t) out, (uint32_t) in, b != NULL};
+  bind[0] = y->buf;
+  bind[1] = x->buf;
+  bind[2] = w->buf;
+  bind[3] = b ? b->buf : NULL;
+  if ((rows + TILE - 1) / TILE > 65535)
+    return ae_error (err, "vulkan linear: %lld rows exceed the grid",
+        (long long) rows);
+  return ae_vk_dispatch (ctx, AE_VK_OP_MATMUL, bind, &push,
+      (uint32_t) ((out + TILE - 1) / TILE),
+      (uint32_t) ((rows + TILE - 1) / TILE), 1, err);
+}
+
+int
+ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    const AeVkTensor * w, const AeVkTensor * b, int stride, int pad_top,
+    int pad_bottom, int pad_left, int pad_right, AeError * err)
+{
+  struct {
+    uint32_t cin, h, w, cout, ho, wo, kh, kw, stride, pad_top, pad_left,
+        has_bias;
+  } push;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  int64_t bn, cin, h, wd, cout, kh, kw, ho, wo;
+
+  if (check_tensor (y, "conv2d", "y", err) < 0
+      || check_tensor (x, "conv2d", "x", err) < 0
+      || check_tensor (w, "conv2d", "w", err) < 0)
+    return -1;
+  if (x->ndim != 4)
+    return shape_error ("conv2d", "x", x, err);
+  if (w->ndim != 4 || w->shape[1] != x->shape[1])
+    return shape_error ("conv2d", "w", w, err);
+  if (stride < 1 || pad_top < 0 || pad_bottom < 0 || pad_left < 0
+      || pad_right < 0)
+    return ae_error (err, "vulkan conv2d: bad stride %d or padding", stride);
+  bn = x->shape[0];
+  cin = x->shape[1];
+  h = x->shape[2];
+  wd = x->shape[3];
+  cout = w->shape[0];
+  kh = w->shape[2];
+  kw = w->shape[3];
+  ho = ae_conv2d_out_size (h, (int) kh, stride, pad_top, pad_bottom);
+  wo = ae_conv2d_out_size (wd, (int) kw, stride, pad_left, pad_right);
+  if (ho <= 0 || wo <= 0)
+    return shape_error ("conv2d", "x (smaller than the kernel)", x, err);
+  if (y->ndim != 4 || y->shape[0] != bn || y->shape[1] != cout
+      || y->shape[2] != ho || y->shape[3] != wo)
+    return shape_error ("conv2d", "y", y, err);
+  if (b && (check_tensor (b, "conv2d", "b", err) < 0
+          || ae_vk_tensor_numel (b) != cout))
+    return b->buf ? shape_error ("conv2d", "b", b, err) : -1;
+  push = (__typeof__ (push)) {
+  (uint32_t) cin, (uint32_t) h, (uint32_t) wd, (uint32_t) cout,
+        (uint32_t) ho, (uint32_t) wo, (uint32_t) kh, (uint32_t) kw,
+        (uint32_t) stride, (uint32_t) pad_top, (uint32_t) pad_left,
+        b != NULL};
+  bind[0] = y->buf;
+  bind[1] = x->buf;
+  bind[2] = w->buf;
+  bind[3] = b ? b->buf : NULL;
+  return ae_vk_dispatch (ctx, AE_VK_OP_CONV2D, bind, &push,
+      (uint32_t) ((ho * wo + TILE - 1) / TILE),
+      (uint32_t) ((cout + TILE - 1) / TILE), (uint32_t) bn, err);
+}
+
+int
+ae_vk_conv2d (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    const AeVkTensor * w, const AeVkTensor * b, int stride, int pad,
+    AeError * err)
+{
+  return ae_vk_conv2d_pad (ctx, y, x, w, b, stride, pad, pad, pad, pad, err);
+}
+
+/* ---- attention ------------------------------------------------------ */
+
+int
+ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
+    const AeVkTensor * k, const AeVkTensor * v, const AeVkTensor * k_extra,
+    const AeVkTensor * v_extra, int heads, float scale, AeError * err)
+{
+  struct { uint32_t lq, lk, le, heads, d, extra_shared; float scale; } push;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  int64_t bn, lq, lk, le = 0, hd, d;
+
+  if (check_tensor (out, "attention", "out", err) < 0
+      || check_tensor (q, "attention", "q", err) < 0
+      || check_tensor (k, "attention", "k", err) < 0
+      || check_tensor (v, "attention", "v", err) < 0)
+    return -1;
+  if (q->ndim != 3)
+    return shape_error ("attention", "q", q, err);
+  bn = q->shape[0];
+  lq = q->shape[1];
+  hd = q->shape[2];
+  if (heads <= 0 || hd % heads != 0)
+    return ae_error (err, "vulkan attention: width %lld not divisible by "
+        "%d heads", (long long) hd, heads);
+  d = hd / heads;
+  if (d > MAX_HEAD_DIM)
+    return ae_error (err, "vulkan attention: head dim %lld > %d",
+        (long long) d, MAX_HEAD_DIM);
+  if (k->ndim != 3 || k->shape[0] != bn || k->shape[2] != hd)
+    return shape_error ("attention", "k", k, err);
+  lk = k->shape[1];
+  if (!same_shape (v, k))
+    return shape_error ("attention", "v", v, err);
+  if (!same_shape (out, q))
+    return shape_error ("attention", "out", out, err);
+  if ((k_extra == NULL) != (v_extra == NULL))
+    return ae_error (err, "vulkan attention: k_extra and v_extra must both "
+        "be given or both NULL");
+  push.extra_shared = 0;
+  if (k_extra) {
+    if (check_tensor (k_extra, "attention", "k_extra", err) < 0
+        || check_tensor (v_extra, "attention", "v_extra", err) < 0)
+      return -1;
+    if (k_extra->ndim != 3 || k_extra->shape[2] != hd
+        || (k_extra->shape[0] != bn && k_extra->shape[0] != 1))
+      return shape_error ("attention", "k_extra", k_extra, err);
+    if (!same_shape (v_extra, k_extra))
+      return shape_error ("attention", "v_extra", v_extra, err);
+    le = k_extra->shape[1];
+    push.extra_shared = k_extra->shape[0] == 1;
+  }
+  if (lk + le == 0)
+    return ae_error (err, "vulkan attention: no keys");
+  push.lq = (uint32_t) lq;
+  push.lk = (uint32_t) lk;
+  push.le = (uint32_t) le;
+  push.heads = (uint32_t) heads;
+  push.d = (uint32_t) d;
+  push.scale = scale > 0.0f ? scale : 1.0f / sqrtf ((float) d);
+  bind[0] = out->buf;
+  bind[1] = q->buf;
+  bind[2] = k->buf;
+  bind[3] = v->buf;
+  bind[4] = k_extra ? k_extra->buf : NULL;
+  bind[5] = v_extra ? v_extra->buf : NULL;
+  return ae_vk_dispatch (ctx, AE_VK_OP_ATTENTION, bind, &push,
+      (uint32_t) ((lq + 63) / 64), (uint32_t) (bn * heads), 1, err);
+}
+
+/* ---- resampling, embeddings ----------------------------------------- */
+
+int
+ae_vk_upsample_nearest2x (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * x, AeError * err)
+{
+  struct { uint32_t planes, h, w; } push;
+
+  if (check_tensor (y, "upsample", "y", err) < 0
+      || check_tensor (x, "upsample", "x", err) < 0)
+    return -1;
+  if (x->ndim != 4)
+    return shape_error ("upsample", "x", x, err);
+  if (y->ndim != 4 || y->shape[0] != x->shape[0]
+      || y->shape[1] != x->shape[1] || y->shape[2] != 2 * x->shape[2]
+      || y->shape[3] != 2 * x->shape[3])
+    return shape_error ("upsample", "y", y, err);
+  push.planes = (uint32_t) (x->shape[0] * x->shape[1]);
+  push.h = (uint32_t) x->shape[2];
+  push.w = (uint32_t) x->shape[3];
+  return dispatch_1d (ctx, AE_VK_OP_UPSAMPLE_NEAREST2X, y->buf, x->buf, NULL,
+      &push, ae_vk_tensor_numel (y), err);
+}
+
+int
+ae_vk_timestep_embedding (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * timesteps, bool flip_sin_to_cos, float freq_shift,
+    float scale, float max_period, AeError * err)
+{
+  struct {
+    uint32_t n, dim, flip;
+    float freq_shift, scale, log_max_period;
+  } push;
+  int64_t n;
+
+  if (check_tensor (y, "timestep_embedding", "y", err) < 0
+      || check_tensor (timesteps, "timestep_embedding", "timesteps",
+          err) < 0)
+    return -1;
+  n = ae_vk_tensor_numel (timesteps);
+  if (y->ndim != 2 || y->shape[0] != n)
+    return shape_error ("timestep_embedding", "y", y, err);
+  if (y->shape[1] / 2 > 0 && (float) (y->shape[1] / 2) - freq_shift == 0.0f)
+    return ae_error (err, "vulkan timestep_embedding: half dim equals "
+        "freq_shift");
+  push.n = (uint32_t) n;
+  push.dim = (uint32_t) y->shape[1];
+  push.flip = flip_sin_to_cos;
+  push.freq_shift = freq_shift;
+  push.scale = scale;
+  push.log_max_period = logf (max_period);
+  return dispatch_1d (ctx, AE_VK_OP_TIMESTEP_EMBEDDING, y->buf,
+      timesteps->buf, NULL, &push, ae_vk_tensor_numel (y), err);
+}
