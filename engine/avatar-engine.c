@@ -219,6 +219,116 @@ done:
   return ret;
 }
 
+#if defined(AE_HAVE_VAE)
+static void
+vae_act_sink (void *user, const char *name, const AeTensor * t)
+{
+  act_sink (user, name, t);
+}
+
+/* vae-encode: sample (B, 3, H, W) in [-1, 1] -> mean, logvar;
+ * vae-decode: latent (already / scaling_factor) -> sample. */
+static int
+run_vae (const Args * a, bool encode, AeError * err)
+{
+  AeVae *v = NULL;
+  AeSafetensors *in = NULL;
+  AeTensor x = { 0 }, y = { 0 }, lv = { 0 };
+  AeArena arena;
+  AeStWriter *w = ae_st_writer_new ();
+  ActSink sink = { w, 0 };
+  int ret = -1, n_calls = a->repeat > 0 ? a->repeat : 1;
+  double *times = g_new0 (double, n_calls);
+
+  ae_arena_init (&arena, 0, NULL);
+  if (ae_vae_load (&v, a->model, err) < 0 || ae_st_open (&in, a->in, err) < 0
+      || read_input (in, encode ? "sample" : "latent", &x, err) < 0)
+    goto done;
+  if (x.ndim != 4) {
+    ae_error (err, "%s: tensor '%s': expected 4 dims (B,C,H,W)", a->in,
+        encode ? "sample" : "latent");
+    goto done;
+  }
+  {
+    const AeVaeConfig *c = ae_vae_config (v);
+    int f = ae_vae_downscale (v);
+    if (encode)
+      y = ae_tensor_4d (NULL, x.shape[0], c->latent_channels,
+          x.shape[2] / f, x.shape[3] / f);
+    else
+      y = ae_tensor_4d (NULL, x.shape[0], c->out_channels, x.shape[2] * f,
+          x.shape[3] * f);
+  }
+  y.data = g_new (float, ae_tensor_numel (&y));
+  lv = y;
+  lv.data = encode ? g_new (float, ae_tensor_numel (&y)) : NULL;
+  for (int i = 0; i < n_calls; i++) {
+    double t0 = now_s ();
+    AeVaeActFn fn = a->acts && i == 0 ? vae_act_sink : NULL;
+    int rc = encode ?
+        ae_vae_encode (v, &x, &y, &lv, fn, &sink, &arena, err) :
+        ae_vae_decode (v, &x, &y, fn, &sink, &arena, err);
+    if (rc < 0 || ae_arena_reset (&arena, err) < 0)
+      goto done;
+    times[i] = now_s () - t0;
+  }
+  if (a->repeat > 0) {
+    qsort (times, n_calls, sizeof (double), cmp_double);
+    printf ("time_per_call_s: %.6f\n", n_calls % 2 ? times[n_calls / 2] :
+        0.5 * (times[n_calls / 2 - 1] + times[n_calls / 2]));
+  }
+  if (sink.failures == 0 &&
+      ae_st_writer_add (w, encode ? "mean" : "sample", &y, err) == 0 &&
+      (!encode || ae_st_writer_add (w, "logvar", &lv, err) == 0) &&
+      ae_st_writer_save (w, a->out, err) == 0)
+    ret = 0;
+done:
+  g_free (times);
+  g_free (x.data);
+  g_free (y.data);
+  g_free (lv.data);
+  ae_st_writer_free (w);
+  ae_st_close (in);
+  ae_vae_free (v);
+  ae_arena_clear (&arena);
+  return ret;
+}
+
+/* image = vae.decode(latent / scaling_factor) into the writer. */
+static int
+decode_image (const char *dir, const AeTensor * latent, AeStWriter * w,
+    AeError * err)
+{
+  AeVae *v = NULL;
+  AeArena arena;
+  AeTensor z = *latent, img = { 0 };
+  int ret = -1;
+  int64_t n = ae_tensor_numel (latent);
+
+  ae_arena_init (&arena, 0, NULL);
+  z.data = g_new (float, n);
+  if (ae_vae_load (&v, dir, err) < 0)
+    goto done;
+  for (int64_t i = 0; i < n; i++)
+    z.data[i] = latent->data[i] / ae_vae_scaling_factor (v);
+  {
+    int f = ae_vae_downscale (v);
+    img = ae_tensor_4d (NULL, z.shape[0], ae_vae_config (v)->out_channels,
+        z.shape[2] * f, z.shape[3] * f);
+  }
+  img.data = g_new (float, ae_tensor_numel (&img));
+  if (ae_vae_decode (v, &z, &img, NULL, NULL, &arena, err) == 0 &&
+      ae_st_writer_add (w, "image", &img, err) == 0)
+    ret = 0;
+done:
+  g_free (z.data);
+  g_free (img.data);
+  ae_vae_free (v);
+  ae_arena_clear (&arena);
+  return ret;
+}
+#endif
+
 static int
 cmd_run (int argc, char **argv)
 {
@@ -248,9 +358,13 @@ cmd_run (int argc, char **argv)
     ret = run_unet (&a, &err);
   } else if (strcmp (a.component, "vae-encode") == 0 ||
       strcmp (a.component, "vae-decode") == 0) {
+#if defined(AE_HAVE_VAE)
+    ret = run_vae (&a, strcmp (a.component, "vae-encode") == 0, &err);
+#else
     fprintf (stderr, "avatar-engine: run %s: the VAE is not built into "
-        "this avatar-engine yet\n", a.component);
+        "this avatar-engine\n", a.component);
     return 1;
+#endif
   } else {
     fprintf (stderr, "avatar-engine: run: unknown component '%s' (unet, "
         "vae-encode, vae-decode)\n", a.component);
@@ -409,9 +523,14 @@ sample_run (const Args * a, AeError * err)
   if (ae_sample (s, &p, noise.data, c.n, scratch, err) < 0 ||
       ae_st_writer_add (c.w, "latent", &noise, err) < 0)
     goto done;
+#if defined(AE_HAVE_VAE)
+  if (a->vae != NULL && decode_image (a->vae, &noise, c.w, err) < 0)
+    goto done;
+#else
   if (a->vae != NULL)
     fprintf (stderr, "avatar-engine: sample: the VAE is not built into this "
-        "avatar-engine yet; 'image' not written\n");
+        "avatar-engine; 'image' not written\n");
+#endif
   ret = ae_st_writer_save (c.w, a->out, err);
 done:
   g_free (scratch);

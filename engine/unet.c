@@ -194,6 +194,12 @@ config_fill (AeUNetConfig * cfg, const AeConfig * c, AeError * err)
   if (ae_config_get_float_or (c, "mid_block_scale_factor", 1.0, &d, err) < 0)
     return -1;
   cfg->mid_block_scale_factor = (float) d;
+  if (ae_config_get_float_or (c, "resnet_out_scale_factor", 1.0, &d, err) < 0)
+    return -1;
+  cfg->resnet_out_scale_factor = (float) d;
+  if (cfg->mid_block_scale_factor <= 0 || cfg->resnet_out_scale_factor <= 0)
+    return ae_error (err, "%s: field 'mid_block_scale_factor' / "
+        "'resnet_out_scale_factor': must be > 0", path);
   for (int i = 0; i < n; i++)
     if (boc[i] <= 0 || cfg->norm_num_groups <= 0 ||
         boc[i] % cfg->norm_num_groups != 0)
@@ -244,20 +250,18 @@ typedef struct {
   AeTensor t;
 } OwnedWeight;
 
+/* Uniform in [-sqrt 3, sqrt 3) (mean 0, variance 1) from splitmix64: cheap
+ * enough for the 860M weights of a full SD1.5 UNet. */
 static float
-rng_normal (uint64_t * s)
+rng_unit (uint64_t * s)
 {
-  double u[2];
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
 
-  for (int i = 0; i < 2; i++) {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    u[i] = ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-  }
-  return (float) (sqrt (-2.0 * log (u[0])) * cos (6.283185307179586 * u[1]));
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (float) (((z >> 40) * (1.0 / 16777216.0) - 0.5) *
+      3.4641016151377544);
 }
 
 /* Random tensor: norms get weight 1 + N(0, 0.1), bias N(0, 0.1); other
@@ -276,11 +280,11 @@ random_tensor (Loader * l, AeTensor * t, int ndim, const int64_t * dims,
   w->name = g_strdup (key);
   for (int i = 1; i < ndim; i++)
     fan_in *= dims[i];
-  std = is_bias || is_norm ? 0.1f : 1.0f / sqrtf ((float) fan_in);
+  std = is_bias || is_norm ? 0.1f : (float) (1.0 / sqrt ((double) fan_in));
   if (is_norm && !is_bias)
     mean = 1.0f;
   for (int64_t i = 0; i < n; i++)
-    w->t.data[i] = mean + std * rng_normal (&l->rng);
+    w->t.data[i] = mean + std * rng_unit (&l->rng);
   g_ptr_array_add (l->u->owned, w);
   *t = w->t;
   return 0;
@@ -458,6 +462,8 @@ load_block (Loader * l, AeUNet * u, AeUNetBlock * b, AeBlockType type,
     snprintf (p, sizeof p, "%sresnets.%d.", prefix, j);
     if (load_resnet (l, &b->resnets[j], in_ch[j], out_ch, temb, p) < 0)
       return -1;
+    b->resnets[j].output_scale_factor = type == AE_BLOCK_MID_CROSS_ATTN ?
+        u->cfg.mid_block_scale_factor : u->cfg.resnet_out_scale_factor;
   }
   if (b->attentions == NULL)
     return 0;
@@ -723,8 +729,9 @@ norm_silu (Fwd * f, AeTensor * y, const AeTensor * x, const AeUNetParam * p,
   return ae_silu (y, y, f->err);
 }
 
-/* ResnetBlock2D (time_embedding_norm "default", output_scale_factor 1):
- * y = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(temb)))) */
+/* ResnetBlock2D (time_embedding_norm "default"):
+ * y = (shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))) + proj(temb)))))
+ *     / output_scale_factor */
 static int
 resnet_forward (Fwd * f, AeTensor * y, const AeTensor * x,
     const AeResnetBlock2D * r, const char *prefix)
@@ -761,9 +768,9 @@ resnet_forward (Fwd * f, AeTensor * y, const AeTensor * x,
             1, 0, f->a, f->err) < 0)
       goto out;
     emit (f, &sc, "%sconv_shortcut", prefix);
-    ret = ae_add_scaled (y, &sc, y, 1.0f, f->err);
+    ret = ae_add_scaled (y, &sc, y, r->output_scale_factor, f->err);
   } else {
-    ret = ae_add_scaled (y, x, y, 1.0f, f->err);
+    ret = ae_add_scaled (y, x, y, r->output_scale_factor, f->err);
   }
   emit (f, y, "%.*s", (int) strlen (prefix) - 1, prefix);
 out:

@@ -53,7 +53,8 @@ typedef struct {
   bool flip_sin_to_cos;
   float freq_shift;
   int downsample_padding;
-  float mid_block_scale_factor;
+  float mid_block_scale_factor; /* output_scale_factor of mid resnets */
+  float resnet_out_scale_factor;        /* ... of down/up resnets */
   int time_embed_dim;           /* 4 * block_out_channels[0] */
 } AeUNetConfig;
 
@@ -72,6 +73,7 @@ typedef struct {
 
 typedef struct {
   int in_channels, out_channels;
+  float output_scale_factor;    /* (shortcut + h) / this */
   AeUNetParam norm1;                /* norm1 (GroupNorm) */
   AeUNetParam conv1;                /* conv1 (3x3) */
   AeUNetParam time_emb_proj;        /* time_emb_proj (Linear temb -> out) */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "ae-error.h"
+#include "config.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -47,11 +48,10 @@ typedef struct {
 
 typedef struct AeVae AeVae;
 
-struct AeConfig;
 /* Parses an AutoencoderKL config.json (already loaded). Checks the block
  * types (DownEncoderBlock2D / UpDecoderBlock2D), act_fn "silu", and that
  * channel counts divide into norm_num_groups. */
-int ae_vae_config_parse (AeVaeConfig * cfg, const struct AeConfig * c,
+int ae_vae_config_parse (AeVaeConfig * cfg, const AeConfig * c,
     AeError * err);
 
 /* DIR/config.json + DIR/diffusion_pytorch_model.safetensors (or sharded

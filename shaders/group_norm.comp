@@ -1,4 +1,7 @@
 #version 450
+#ifdef AE_SUBGROUP
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 /* torch GroupNorm (+ optional fused SiLU). One workgroup per (batch,
  * group): the group's C/groups * HW values are contiguous. Mean first,
  * then the biased variance around the mean (two passes, as the CPU op),
@@ -16,20 +19,7 @@ layout (push_constant) uniform Push {
 
 shared float partial[WG];
 
-float reduce_sum (float v)
-{
-  uint t = gl_LocalInvocationID.x;
-  partial[t] = v;
-  barrier ();
-  for (uint s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s)
-      partial[t] += partial[t + s];
-    barrier ();
-  }
-  float r = partial[0];
-  barrier ();
-  return r;
-}
+#include "reduce.glsl"
 
 void main ()
 {

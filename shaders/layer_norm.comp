@@ -1,4 +1,7 @@
 #version 450
+#ifdef AE_SUBGROUP
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 /* torch LayerNorm over the last dim: one workgroup per row. */
 #include "common.glsl"
 #define WG 128
@@ -11,20 +14,7 @@ layout (push_constant) uniform Push { uint rows; uint c; float eps; uint affine;
 
 shared float partial[WG];
 
-float reduce_sum (float v)
-{
-  uint t = gl_LocalInvocationID.x;
-  partial[t] = v;
-  barrier ();
-  for (uint s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s)
-      partial[t] += partial[t + s];
-    barrier ();
-  }
-  float r = partial[0];
-  barrier ();
-  return r;
-}
+#include "reduce.glsl"
 
 void main ()
 {

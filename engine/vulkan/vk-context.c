@@ -20,6 +20,12 @@ static const uint32_t spv_group_norm[] =
 static const uint32_t spv_layer_norm[] =
 #include "layer_norm.spv.h"
     ;
+static const uint32_t spv_group_norm_sg[] =
+#include "group_norm_sg.spv.h"
+    ;
+static const uint32_t spv_layer_norm_sg[] =
+#include "layer_norm_sg.spv.h"
+    ;
 static const uint32_t spv_matmul[] =
 #include "matmul.spv.h"
     ;
@@ -35,29 +41,40 @@ static const uint32_t spv_upsample_nearest2x[] =
 static const uint32_t spv_timestep_embedding[] =
 #include "timestep_embedding.spv.h"
     ;
+static const uint32_t spv_layout[] =
+#include "layout.spv.h"
+    ;
 
 /* Per op: SPIR-V, push-constant bytes, workgroup size (must match the
- * shader's local_size and Push block). */
+ * shader's local_size and Push block), and the subgroup-arithmetic
+ * variant where one exists (NULL otherwise). */
 static const struct {
   const char *name;
   const uint32_t *code;
   size_t code_size;
   uint32_t push_size;
   uint32_t local[3];
+  const uint32_t *code_sg;
+  size_t code_sg_size;
 } op_table[AE_VK_N_OPS] = {
 #define OP(id, n, push, lx, ly) \
-  [id] = { #n, spv_##n, sizeof (spv_##n), push, { lx, ly, 1 } }
+  [id] = { #n, spv_##n, sizeof (spv_##n), push, { lx, ly, 1 }, NULL, 0 }
+#define OP_SG(id, n, push, lx, ly) \
+  [id] = { #n, spv_##n, sizeof (spv_##n), push, { lx, ly, 1 }, \
+    spv_##n##_sg, sizeof (spv_##n##_sg) }
   OP (AE_VK_OP_ADD, add, 8, 256, 1),
   OP (AE_VK_OP_UNARY, unary, 16, 256, 1),
   OP (AE_VK_OP_GEGLU, geglu, 8, 256, 1),
-  OP (AE_VK_OP_GROUP_NORM, group_norm, 24, 256, 1),
-  OP (AE_VK_OP_LAYER_NORM, layer_norm, 16, 128, 1),
+  OP_SG (AE_VK_OP_GROUP_NORM, group_norm, 24, 256, 1),
+  OP_SG (AE_VK_OP_LAYER_NORM, layer_norm, 16, 128, 1),
   OP (AE_VK_OP_MATMUL, matmul, 16, 16, 16),
   OP (AE_VK_OP_CONV2D, conv2d, 48, 16, 16),
   OP (AE_VK_OP_ATTENTION, attention, 28, 64, 1),
   OP (AE_VK_OP_UPSAMPLE_NEAREST2X, upsample_nearest2x, 12, 256, 1),
   OP (AE_VK_OP_TIMESTEP_EMBEDDING, timestep_embedding, 24, 64, 1),
+  OP (AE_VK_OP_LAYOUT, layout, 24, 256, 1),
 #undef OP
+#undef OP_SG
 };
 
 /* Returns -1 with the failing call and VkResult in err. */
@@ -211,8 +228,11 @@ query_features (AeVkContext * ctx)
   };
 
   vkGetPhysicalDeviceProperties2 (ctx->physical, &p2);
-  if (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT)
+  if (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) {
     ctx->subgroup_size = sub.subgroupSize;
+    ctx->has_subgroup_arith = (sub.supportedOperations &
+        VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
+  }
   vkGetPhysicalDeviceFeatures2 (ctx->physical, &f2);
   ctx->has_f16 = f16.shaderFloat16;
 }
@@ -306,6 +326,12 @@ create_commands (AeVkContext * ctx, AeError * err)
 int
 ae_vk_context_init (AeVkContext * ctx, AeError * err)
 {
+  return ae_vk_context_init_flags (ctx, 0, err);
+}
+
+int
+ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags, AeError * err)
+{
   memset (ctx, 0, sizeof (*ctx));
   for (int i = 0; i < AE_VK_N_OPS; i++) {
     ctx->pipelines[i].push_size = op_table[i].push_size;
@@ -315,6 +341,8 @@ ae_vk_context_init (AeVkContext * ctx, AeError * err)
   if (create_instance (ctx, err) < 0 || pick_device (ctx, err) < 0)
     return -1;
   query_features (ctx);
+  ctx->use_subgroup = ctx->has_subgroup_arith
+      && !(flags & AE_VK_FLAG_NO_SUBGROUP);
   if (create_device (ctx, err) < 0 || create_layouts (ctx, err) < 0
       || create_commands (ctx, err) < 0)
     return -1;
@@ -535,6 +563,7 @@ ae_vk_download (const AeVkBuffer * buf, float *dst, size_t count,
 static int
 ensure_pipeline (AeVkContext * ctx, AeVkOp op, AeError * err)
 {
+  bool sg = ctx->use_subgroup && op_table[op].code_sg;
   VkShaderModule module;
   VkResult r;
 
@@ -543,8 +572,10 @@ ensure_pipeline (AeVkContext * ctx, AeVkOp op, AeError * err)
   VK_CHECK (vkCreateShaderModule (ctx->device,
           &(VkShaderModuleCreateInfo) {
             .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-            .codeSize = op_table[op].code_size,
-            .pCode = op_table[op].code}, NULL, &module), err);
+            .codeSize = sg ? op_table[op].code_sg_size
+                : op_table[op].code_size,
+            .pCode = sg ? op_table[op].code_sg : op_table[op].code}, NULL,
+          &module), err);
   r = vkCreateComputePipelines (ctx->device, VK_NULL_HANDLE, 1,
       &(VkComputePipelineCreateInfo) {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
@@ -556,8 +587,9 @@ ensure_pipeline (AeVkContext * ctx, AeVkOp op, AeError * err)
         .layout = ctx->pipeline_layout}, NULL, &ctx->pipelines[op].pipeline);
   vkDestroyShaderModule (ctx->device, module, NULL);
   if (r != VK_SUCCESS)
-    return ae_error (err, "vulkan: pipeline for shader %s.comp: %s (%d)",
-        op_table[op].name, ae_vk_result_str (r), (int) r);
+    return ae_error (err, "vulkan: pipeline for shader %s.comp%s: %s (%d)",
+        op_table[op].name, sg ? " (subgroup variant)" : "",
+        ae_vk_result_str (r), (int) r);
   return 0;
 }
 

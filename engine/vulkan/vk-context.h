@@ -42,6 +42,7 @@ typedef enum {
   AE_VK_OP_ATTENTION,
   AE_VK_OP_UPSAMPLE_NEAREST2X,
   AE_VK_OP_TIMESTEP_EMBEDDING,
+  AE_VK_OP_LAYOUT,
   AE_VK_N_OPS
 } AeVkOp;
 
@@ -73,6 +74,8 @@ typedef struct AeVkContext {
   VkPhysicalDeviceMemoryProperties mem_props;
   bool has_f16;                 /* shaderFloat16 (not used yet) */
   uint32_t subgroup_size;       /* 0 when unknown */
+  bool has_subgroup_arith;      /* subgroup arithmetic in compute */
+  bool use_subgroup;            /* _sg shader variants in use */
 
   VkDescriptorSetLayout set_layout;
   VkPipelineLayout pipeline_layout;
@@ -101,6 +104,12 @@ typedef struct AeVkContext {
  * no compute queue) and how to get it. Call ae_vk_context_free even after
  * a failure. */
 int ae_vk_context_init (AeVkContext * ctx, AeError * err);
+
+/* AE_VK_FLAG_NO_SUBGROUP: use the portable shader variants even where the
+ * device has subgroup arithmetic (tests run both paths). */
+enum { AE_VK_FLAG_NO_SUBGROUP = 1u << 0 };
+int ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags,
+    AeError * err);
 void ae_vk_context_free (AeVkContext * ctx);
 
 /* "llvmpipe (LLVM 15.0.6, 256 bits) [cpu]" */

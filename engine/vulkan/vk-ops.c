@@ -237,8 +237,12 @@ ae_vk_group_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
         "by %d groups", (long long) c, groups);
   if (check_affine ("group_norm", gamma, beta, c, err) < 0)
     return -1;
-  push = (__typeof__ (push)) {
-  (uint32_t) c, (uint32_t) hw, (uint32_t) groups, eps, silu, gamma != NULL};
+  push.channels = (uint32_t) c;
+  push.hw = (uint32_t) hw;
+  push.groups = (uint32_t) groups;
+  push.eps = eps;
+  push.silu = silu;
+  push.affine = gamma != NULL;
   bind[0] = y->buf;
   bind[1] = x->buf;
   bind[2] = gamma ? gamma->buf : NULL;
@@ -284,7 +288,8 @@ ae_vk_layer_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
 
 /* ---- matrix products ------------------------------------------------ */
 
-#define TILE 32                 /* output tile of matmul/conv2d.comp */
+#define TILE 32                 /* output tile of conv2d.comp */
+#define MATMUL_TILE 32          /* output tile of matmul.comp */
 
 int
 ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
@@ -308,21 +313,24 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if (y->ndim != x->ndim || y->shape[y->ndim - 1] != out
       || ae_vk_tensor_numel (y) != rows * out)
     return shape_error ("linear", "y", y, err);
-  if (b && (check_tensor (b, "linear", "b", err) < 0
-          || ae_vk_tensor_numel (b) != out))
-    return b->buf ? shape_error ("linear", "b", b, err) : -1;
-  push = (__typeof__ (push)) {
-  (uint32_t) rows, (uint32_t) out, (uint32_t) in, b != NULL};
+  if (b && check_tensor (b, "linear", "b", err) < 0)
+    return -1;
+  if (b && ae_vk_tensor_numel (b) != out)
+    return shape_error ("linear", "b", b, err);
+  push.m = (uint32_t) rows;
+  push.n = (uint32_t) out;
+  push.k = (uint32_t) in;
+  push.has_bias = b != NULL;
   bind[0] = y->buf;
   bind[1] = x->buf;
   bind[2] = w->buf;
   bind[3] = b ? b->buf : NULL;
-  if ((rows + TILE - 1) / TILE > 65535)
+  if ((rows + MATMUL_TILE - 1) / MATMUL_TILE > 65535)
     return ae_error (err, "vulkan linear: %lld rows exceed the grid",
         (long long) rows);
   return ae_vk_dispatch (ctx, AE_VK_OP_MATMUL, bind, &push,
-      (uint32_t) ((out + TILE - 1) / TILE),
-      (uint32_t) ((rows + TILE - 1) / TILE), 1, err);
+      (uint32_t) ((out + MATMUL_TILE - 1) / MATMUL_TILE),
+      (uint32_t) ((rows + MATMUL_TILE - 1) / MATMUL_TILE), 1, err);
 }
 
 int
@@ -362,14 +370,22 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if (y->ndim != 4 || y->shape[0] != bn || y->shape[1] != cout
       || y->shape[2] != ho || y->shape[3] != wo)
     return shape_error ("conv2d", "y", y, err);
-  if (b && (check_tensor (b, "conv2d", "b", err) < 0
-          || ae_vk_tensor_numel (b) != cout))
-    return b->buf ? shape_error ("conv2d", "b", b, err) : -1;
-  push = (__typeof__ (push)) {
-  (uint32_t) cin, (uint32_t) h, (uint32_t) wd, (uint32_t) cout,
-        (uint32_t) ho, (uint32_t) wo, (uint32_t) kh, (uint32_t) kw,
-        (uint32_t) stride, (uint32_t) pad_top, (uint32_t) pad_left,
-        b != NULL};
+  if (b && check_tensor (b, "conv2d", "b", err) < 0)
+    return -1;
+  if (b && ae_vk_tensor_numel (b) != cout)
+    return shape_error ("conv2d", "b", b, err);
+  push.cin = (uint32_t) cin;
+  push.h = (uint32_t) h;
+  push.w = (uint32_t) wd;
+  push.cout = (uint32_t) cout;
+  push.ho = (uint32_t) ho;
+  push.wo = (uint32_t) wo;
+  push.kh = (uint32_t) kh;
+  push.kw = (uint32_t) kw;
+  push.stride = (uint32_t) stride;
+  push.pad_top = (uint32_t) pad_top;
+  push.pad_left = (uint32_t) pad_left;
+  push.has_bias = b != NULL;
   bind[0] = y->buf;
   bind[1] = x->buf;
   bind[2] = w->buf;
@@ -509,4 +525,133 @@ ae_vk_timestep_embedding (AeVkContext * ctx, AeVkTensor * y,
   push.log_max_period = logf (max_period);
   return dispatch_1d (ctx, AE_VK_OP_TIMESTEP_EMBEDDING, y->buf,
       timesteps->buf, NULL, &push, ae_vk_tensor_numel (y), err);
+}
+
+/* ---- layout --------------------------------------------------------- */
+
+enum { LAYOUT_COPY, LAYOUT_NCHW_TO_NLC, LAYOUT_NLC_TO_NCHW, LAYOUT_CONCAT,
+  LAYOUT_ADD_CHANNEL
+};
+
+typedef struct { uint32_t n, mode, c, s, c2, per_batch; } LayoutPush;
+
+int
+ae_vk_copy (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err)
+{
+  LayoutPush push = { 0, LAYOUT_COPY, 0, 0, 0, 0 };
+
+  if (check_tensor (y, "copy", "y", err) < 0
+      || check_tensor (x, "copy", "x", err) < 0)
+    return -1;
+  if (ae_vk_tensor_numel (y) != ae_vk_tensor_numel (x))
+    return shape_error ("copy", "y", y, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  return dispatch_1d (ctx, AE_VK_OP_LAYOUT, y->buf, x->buf, NULL, &push,
+      push.n, err);
+}
+
+int
+ae_vk_nchw_to_nlc (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err)
+{
+  LayoutPush push = { 0, LAYOUT_NCHW_TO_NLC, 0, 0, 0, 0 };
+
+  if (check_tensor (y, "nchw_to_nlc", "y", err) < 0
+      || check_tensor (x, "nchw_to_nlc", "x", err) < 0)
+    return -1;
+  if (x->ndim != 4)
+    return shape_error ("nchw_to_nlc", "x", x, err);
+  if (y->ndim != 3 || y->shape[0] != x->shape[0]
+      || y->shape[1] != x->shape[2] * x->shape[3]
+      || y->shape[2] != x->shape[1])
+    return shape_error ("nchw_to_nlc", "y", y, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  push.c = (uint32_t) x->shape[1];
+  push.s = (uint32_t) (x->shape[2] * x->shape[3]);
+  return dispatch_1d (ctx, AE_VK_OP_LAYOUT, y->buf, x->buf, NULL, &push,
+      push.n, err);
+}
+
+int
+ae_vk_nlc_to_nchw (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err)
+{
+  LayoutPush push = { 0, LAYOUT_NLC_TO_NCHW, 0, 0, 0, 0 };
+
+  if (check_tensor (y, "nlc_to_nchw", "y", err) < 0
+      || check_tensor (x, "nlc_to_nchw", "x", err) < 0)
+    return -1;
+  if (y->ndim != 4)
+    return shape_error ("nlc_to_nchw", "y", y, err);
+  if (x->ndim != 3 || x->shape[0] != y->shape[0]
+      || x->shape[1] != y->shape[2] * y->shape[3]
+      || x->shape[2] != y->shape[1])
+    return shape_error ("nlc_to_nchw", "x", x, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  push.c = (uint32_t) y->shape[1];
+  push.s = (uint32_t) (y->shape[2] * y->shape[3]);
+  return dispatch_1d (ctx, AE_VK_OP_LAYOUT, y->buf, x->buf, NULL, &push,
+      push.n, err);
+}
+
+/* Product of the dims after the channel dim. */
+static int64_t
+spatial (const AeVkTensor * t)
+{
+  int64_t s = 1;
+
+  for (int i = 2; i < t->ndim; i++)
+    s *= t->shape[i];
+  return s;
+}
+
+int
+ae_vk_concat_channels (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * a, const AeVkTensor * b, AeError * err)
+{
+  LayoutPush push = { 0, LAYOUT_CONCAT, 0, 0, 0, 0 };
+
+  if (check_tensor (y, "concat_channels", "y", err) < 0
+      || check_tensor (a, "concat_channels", "a", err) < 0
+      || check_tensor (b, "concat_channels", "b", err) < 0)
+    return -1;
+  if (a->ndim < 2)
+    return shape_error ("concat_channels", "a", a, err);
+  if (b->ndim != a->ndim || b->shape[0] != a->shape[0]
+      || spatial (b) != spatial (a))
+    return shape_error ("concat_channels", "b", b, err);
+  if (y->ndim != a->ndim || y->shape[0] != a->shape[0]
+      || y->shape[1] != a->shape[1] + b->shape[1]
+      || spatial (y) != spatial (a))
+    return shape_error ("concat_channels", "y", y, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (y);
+  push.c = (uint32_t) a->shape[1];
+  push.c2 = (uint32_t) b->shape[1];
+  push.s = (uint32_t) spatial (a);
+  return dispatch_1d (ctx, AE_VK_OP_LAYOUT, y->buf, a->buf, b->buf, &push,
+      push.n, err);
+}
+
+int
+ae_vk_add_channel (AeVkContext * ctx, AeVkTensor * x, const AeVkTensor * v,
+    AeError * err)
+{
+  LayoutPush push = { 0, LAYOUT_ADD_CHANNEL, 0, 0, 0, 0 };
+
+  if (check_tensor (x, "add_channel", "x", err) < 0
+      || check_tensor (v, "add_channel", "v", err) < 0)
+    return -1;
+  if (x->ndim < 2)
+    return shape_error ("add_channel", "x", x, err);
+  if (v->ndim == 2 && v->shape[0] == x->shape[0]
+      && v->shape[1] == x->shape[1])
+    push.per_batch = 1;
+  else if (!(v->ndim == 1 && v->shape[0] == x->shape[1]))
+    return shape_error ("add_channel", "v", v, err);
+  push.n = (uint32_t) ae_vk_tensor_numel (x);
+  push.c = (uint32_t) x->shape[1];
+  push.s = (uint32_t) spatial (x);
+  return dispatch_1d (ctx, AE_VK_OP_LAYOUT, x->buf, v->buf, NULL, &push,
+      push.n, err);
 }

@@ -73,6 +73,19 @@ int ae_vk_timestep_embedding (AeVkContext * ctx, AeVkTensor * y,
     const AeVkTensor * timesteps, bool flip_sin_to_cos, float freq_shift,
     float scale, float max_period, AeError * err);
 
+/* Layout ops (shaders/layout.comp), as ae_copy, ae_nchw_to_nlc,
+ * ae_nlc_to_nchw, ae_concat_channels, ae_add_channel. */
+int ae_vk_copy (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
+    AeError * err);
+int ae_vk_nchw_to_nlc (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * x, AeError * err);
+int ae_vk_nlc_to_nchw (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * x, AeError * err);
+int ae_vk_concat_channels (AeVkContext * ctx, AeVkTensor * y,
+    const AeVkTensor * a, const AeVkTensor * b, AeError * err);
+int ae_vk_add_channel (AeVkContext * ctx, AeVkTensor * x,
+    const AeVkTensor * v, AeError * err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -355,6 +355,80 @@ test_upsample_timestep (void)
   case_end ();
 }
 
+static void
+test_layout (void)
+{
+  AeError err;
+  AeTensor x = RAND (-1, 1, 2, 5, 3, 7), nlc = RAND (0, 0, 2, 21, 5);
+  AeTensor back = RAND (0, 0, 2, 5, 3, 7), cp = RAND (0, 0, 2, 105);
+  AeTensor a2 = RAND (-1, 1, 2, 3, 3, 7), cat = RAND (0, 0, 2, 8, 3, 7);
+  AeTensor vb = RAND (-1, 1, 2, 5), vc = RAND (-1, 1, 5);
+  AeVkTensor dx = dev_of (&x), dnlc = dev_of (&nlc), dback = dev_of (&back),
+      dcp = dev_of (&cp), da2 = dev_of (&a2), dcat = dev_of (&cat),
+      dvb = dev_of (&vb), dvc = dev_of (&vc);
+
+  ae_nchw_to_nlc (&nlc, &x, &err);
+  expect_ok (ae_vk_nchw_to_nlc (&ctx, &dnlc, &dx, &err), "vk nchw_to_nlc",
+      &err);
+  check ("nchw_to_nlc (2,5,3,7)", &dnlc, &nlc, 0, 0);
+  /* permute a different tensor back so the inverse is tested on its own */
+  AeTensor nlc2 = RAND (-1, 1, 2, 21, 5);
+  AeVkTensor dnlc2 = dev_of (&nlc2);
+  ae_nlc_to_nchw (&back, &nlc2, &err);
+  expect_ok (ae_vk_nlc_to_nchw (&ctx, &dback, &dnlc2, &err),
+      "vk nlc_to_nchw", &err);
+  check ("nlc_to_nchw (2,21,5)", &dback, &back, 0, 0);
+  ae_copy (&cp, &x, &err);
+  expect_ok (ae_vk_copy (&ctx, &dcp, &dx, &err), "vk copy", &err);
+  check ("copy", &dcp, &cp, 0, 0);
+  ae_concat_channels (&cat, &x, &a2, &err);
+  expect_ok (ae_vk_concat_channels (&ctx, &dcat, &dx, &da2, &err),
+      "vk concat", &err);
+  check ("concat_channels 5+3", &dcat, &cat, 0, 0);
+  ae_add_channel (&x, &vb, &err);
+  expect_ok (ae_vk_add_channel (&ctx, &dx, &dvb, &err), "vk add_channel",
+      &err);
+  check ("add_channel (B,C)", &dx, &x, 0, 0);
+  ae_add_channel (&x, &vc, &err);
+  expect_ok (ae_vk_add_channel (&ctx, &dx, &dvc, &err), "vk add_channel",
+      &err);
+  check ("add_channel (C)", &dx, &x, 0, 0);
+  case_end ();
+}
+
+/* Bad input is an error naming the op and the tensor, never a crash. */
+static void
+expect_error (int rc, const AeError *err, const char *what,
+    const char *needle)
+{
+  if (rc != -1 || !strstr (err->msg, needle)) {
+    printf ("FAIL %s: expected an error containing '%s'\n", what, needle);
+    failures++;
+  } else {
+    printf ("ok   %s -> %s\n", what, err->msg);
+  }
+}
+
+static void
+test_errors (void)
+{
+  AeError err;
+  AeTensor x = RAND (-1, 1, 1, 6, 4, 4), q = RAND (-1, 1, 1, 3, 170);
+  AeVkTensor dx = dev_of (&x), dq = dev_of (&q);
+  AeVkTensor big = ae_vk_tensor_nd (dx.buf, 4, DIMS (1, 6, 40, 40));
+
+  expect_error (ae_vk_group_norm (&ctx, &dx, &dx, 4, 1e-5f, NULL, NULL,
+          false, &err), &err, "group_norm 6 channels / 4 groups",
+      "not divisible");
+  expect_error (ae_vk_silu (&ctx, &big, &big, &err), &err,
+      "silu on a too-small buffer", "buffer holds");
+  expect_error (ae_vk_attention (&ctx, &dq, &dq, &dq, &dq, NULL, NULL, 1, 0,
+          &err), &err, "attention head dim 170", "head dim");
+  expect_error (ae_vk_conv2d (&ctx, &dx, &dx, &dx, NULL, 1, 1, &err), &err,
+      "conv2d with a mismatched y", "conv2d");
+  case_end ();
+}
+
 /* Several dispatches in one submit (barriers between them): a feed-forward
  * piece linear -> GEGLU -> linear -> residual add. */
 static void
@@ -403,18 +477,25 @@ test_batch (void)
   ae_vk_pool_release (&ctx, again);
 }
 
+/* --no-subgroup: portable shader variants even where the device has
+ * subgroup arithmetic, so both paths are tested. */
 int
-main (void)
+main (int argc, char **argv)
 {
   AeError err;
+  unsigned flags = 0;
 
-  if (ae_vk_context_init (&ctx, &err) < 0) {
+  if (argc > 1 && strcmp (argv[1], "--no-subgroup") == 0)
+    flags |= AE_VK_FLAG_NO_SUBGROUP;
+  if (ae_vk_context_init_flags (&ctx, flags, &err) < 0) {
     printf ("SKIP: no usable Vulkan device: %s\n", err.msg);
     ae_vk_context_free (&ctx);
     return 77;
   }
-  printf ("device: %s (%s), subgroup %u, f16 %s\n", ae_vk_device_name (&ctx),
-      ae_vk_device_type_name (&ctx), ctx.subgroup_size,
+  printf ("device: %s (%s), subgroup %u (arithmetic %s, %s), f16 %s\n",
+      ae_vk_device_name (&ctx), ae_vk_device_type_name (&ctx),
+      ctx.subgroup_size, ctx.has_subgroup_arith ? "yes" : "no",
+      ctx.use_subgroup ? "subgroup variants in use" : "portable variants",
       ctx.has_f16 ? "yes" : "no");
   ae_arena_init (&arena, 0, &err);
 
@@ -426,6 +507,8 @@ main (void)
   test_conv2d ();
   test_attention ();
   test_upsample_timestep ();
+  test_layout ();
+  test_errors ();
   test_batch ();
 
   ae_arena_clear (&arena);

@@ -4,6 +4,8 @@
  *     without ../shared.
  *   test_unet pipeline TOOL : pipeline_ddim4_cfg_tiny through
  *     `avatar-engine sample`; skips (77) without ../shared.
+ *   test_unet vae TOOL : `run vae-encode|vae-decode` on vae_kl_tiny_lpb1;
+ *     skips (77) without ../shared or when the tool has no VAE.
  *   test_unet self TOOL : a tiny random config written here: load round
  *     trip, shapes, determinism, batch independence, error messages,
  *     and the hooks (reference attention, temporal attention, conv_in
@@ -658,6 +660,101 @@ test_pipeline (const char *tool)
   return ae_test_failures ? 1 : 0;
 }
 
+/* ---- vae through the tool ------------------------------------------------ */
+
+/* Writes IN's tensor `from` as `to` into a new file (the golden inputs
+ * call the image `image`, the tool's input is `sample`). */
+static void
+rename_input (AeSafetensors * in, const char *from, const char *to,
+    const char *path)
+{
+  AeStWriter *w = ae_st_writer_new ();
+  AeTensor t = golden_get (in, from);
+  AeError err;
+
+  OK (ae_st_writer_add (w, to, &t, &err));
+  OK (ae_st_writer_save (w, path, &err));
+  ae_st_writer_free (w);
+}
+
+static void
+vae_case (const char *tool, const char *g, const char *tmp, bool encode)
+{
+  char *model = g_build_filename (g, "model", NULL);
+  char *in_path = g_build_filename (tmp, encode ? "enc_in.safetensors" :
+      "dec_in.safetensors", NULL);
+  char *out_path = g_build_filename (tmp, encode ? "enc_out.safetensors" :
+      "dec_out.safetensors", NULL);
+  const char *outs[] = { encode ? "mean" : "sample", encode ? "logvar" :
+        NULL, NULL
+  };
+  AeSafetensors *in = golden_open (g, "inputs.safetensors");
+  AeSafetensors *ref = golden_open (g, encode ? "encode.safetensors" :
+      "decode.safetensors");
+  AeSafetensors *out;
+  AeError err;
+  char *msg = NULL;
+
+  rename_input (in, encode ? "image" : "latent", encode ? "sample" :
+      "latent", in_path);
+  {
+    const char *args[] = { "run", encode ? "vae-encode" : "vae-decode",
+      "--model", model, "--in", in_path, "--out", out_path, NULL
+    };
+    REQUIRE (run_tool (tool, args, &msg) == 0, "avatar-engine run vae "
+        "failed: %s", msg);
+  }
+  REQUIRE (ae_st_open (&out, out_path, &err) == 0, "%s", err.msg);
+  for (int i = 0; outs[i]; i++) {
+    AeTensor got = golden_get (out, outs[i]);
+    AeTensor want = golden_get (ref, outs[i]);
+    char *what = g_strdup_printf ("%s %s", encode ? "vae-encode" :
+        "vae-decode", outs[i]);
+    check_close (what, &got, &want, 1e-3, 1e-4);
+    g_free (what);
+  }
+  ae_st_close (in);
+  ae_st_close (ref);
+  ae_st_close (out);
+  g_free (msg);
+  g_free (model);
+  g_free (in_path);
+  g_free (out_path);
+}
+
+static int
+test_vae (const char *tool)
+{
+  const char *shared = g_getenv ("AVATAR_SHARED_DIR");
+  char *g, *tmp, *msg = NULL;
+
+  {
+    const char *args[] = { "run", "vae-decode", "--model", "/nonexistent",
+      "--in", "x", "--out", "y", NULL
+    };
+    run_tool (tool, args, &msg);
+    if (strstr (msg, "not built") != NULL) {
+      printf ("skip: avatar-engine built without the VAE (engine/vae.c)\n");
+      return AE_TEST_SKIP;
+    }
+    g_free (msg);
+  }
+  if (shared == NULL || !g_file_test (shared, G_FILE_TEST_IS_DIR)) {
+    printf ("skip: AVATAR_SHARED_DIR (../shared) absent: no golden data\n");
+    return AE_TEST_SKIP;
+  }
+  g = g_build_filename (shared, "golden", "vae_kl_tiny_lpb1", NULL);
+  if (!g_file_test (g, G_FILE_TEST_IS_DIR)) {
+    printf ("skip: %s absent\n", g);
+    return AE_TEST_SKIP;
+  }
+  tmp = g_dir_make_tmp ("test_unet_XXXXXX", NULL);
+  vae_case (tool, g, tmp, true);
+  vae_case (tool, g, tmp, false);
+  g_free (g);
+  return ae_test_failures ? 1 : 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -665,7 +762,7 @@ main (int argc, char **argv)
   int rc;
 
   if (argc != 3) {
-    fprintf (stderr, "usage: test_unet golden|pipeline|self AVATAR_ENGINE\n");
+    fprintf (stderr, "usage: test_unet golden|pipeline|vae|self AVATAR_ENGINE\n");
     return 2;
   }
   ae_threads_init (0);
@@ -674,6 +771,8 @@ main (int argc, char **argv)
     rc = test_golden (argv[2]);
   else if (strcmp (argv[1], "pipeline") == 0)
     rc = test_pipeline (argv[2]);
+  else if (strcmp (argv[1], "vae") == 0)
+    rc = test_vae (argv[2]);
   else
     rc = test_self (argv[2]);
   ae_arena_clear (&arena);
