@@ -179,7 +179,7 @@ ae_taesd_load (AeTaesd ** out, const char *encoder_path,
   t = g_new0 (AeTaesd, 1);
   if (encoder_path != NULL) {
     AeSafetensors *st = NULL;
-    int lat;
+    int lat = 0;
     if (ae_st_open (&st, encoder_path, err) < 0 ||
         detect_latent (st, "14.weight", 0, &lat, err) < 0) {
       ae_st_close (st);
@@ -193,7 +193,7 @@ ae_taesd_load (AeTaesd ** out, const char *encoder_path,
   }
   if (decoder_path != NULL) {
     AeSafetensors *st = NULL;
-    int lat;
+    int lat = 0;
     if (ae_st_open (&st, decoder_path, err) < 0 ||
         detect_latent (st, "1.weight", 1, &lat, err) < 0) {
       ae_st_close (st);

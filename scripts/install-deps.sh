@@ -12,5 +12,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
   libgstrtspserver-1.0-dev ffmpeg \
-  libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools \
+  libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools vulkan-validationlayers \
   python3-torch python3-numpy python3-pil

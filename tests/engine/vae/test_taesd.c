@@ -24,7 +24,7 @@ static void
 put_conv (AeStWriter * w, TestRng * r, const char *prefix, int cin,
     int cout, bool bias)
 {
-  char k[64];
+  char k[96];
   snprintf (k, sizeof (k), "%sweight", prefix);
   put (w, r, k, 4, cout, cin, 3, 0.5f / sqrtf ((float) cin * 9));
   if (bias) {
