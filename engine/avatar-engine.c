@@ -25,7 +25,7 @@ usage (void)
 {
   fprintf (stderr,
       "usage:\n"
-      "  avatar-engine run unet|vae-encode|vae-decode --model DIR "
+      "  avatar-engine run unet|vae-encode|vae-decode|pose-guider --model DIR "
       "--in IN.safetensors --out OUT.safetensors\n"
       "      [--repeat N] [--threads N] [--device cpu|vulkan] [--acts]\n"
       "  avatar-engine sample --unet DIR --vae DIR --scheduler-config FILE "
@@ -329,6 +329,46 @@ done:
 }
 #endif
 
+/* pose-guider: input `pose` (B, conditioning_channels, H, W); output
+ * `sample` (the residual added after the UNet's conv_in). */
+static int
+run_pose_guider (const Args * a, AeError * err)
+{
+  AePoseGuider *g = NULL;
+  AeSafetensors *in = NULL;
+  AeTensor x = { 0 }, y = { 0 };
+  AeArena arena;
+  AeStWriter *w = ae_st_writer_new ();
+  int ret = -1;
+
+  ae_arena_init (&arena, 0, NULL);
+  if (ae_pose_guider_load (&g, a->model, err) < 0 ||
+      ae_st_open (&in, a->in, err) < 0 ||
+      read_input (in, "pose", &x, err) < 0)
+    goto done;
+  if (x.ndim != 4) {
+    ae_error (err, "%s: tensor 'pose': expected 4 dims (B,C,H,W)", a->in);
+    goto done;
+  }
+  y = ae_tensor_4d (NULL, x.shape[0],
+      g->cfg.conditioning_embedding_channels, 1, 1);
+  ae_pose_guider_out_size (g, x.shape[2], x.shape[3], &y.shape[2],
+      &y.shape[3]);
+  y.data = g_new (float, ae_tensor_numel (&y));
+  if (ae_pose_guider_forward (g, &y, &x, &arena, err) == 0 &&
+      ae_st_writer_add (w, "sample", &y, err) == 0 &&
+      ae_st_writer_save (w, a->out, err) == 0)
+    ret = 0;
+done:
+  g_free (x.data);
+  g_free (y.data);
+  ae_st_writer_free (w);
+  ae_st_close (in);
+  ae_pose_guider_free (g);
+  ae_arena_clear (&arena);
+  return ret;
+}
+
 static int
 cmd_run (int argc, char **argv)
 {
@@ -356,6 +396,8 @@ cmd_run (int argc, char **argv)
   ae_threads_init (a.threads);
   if (strcmp (a.component, "unet") == 0) {
     ret = run_unet (&a, &err);
+  } else if (strcmp (a.component, "pose-guider") == 0) {
+    ret = run_pose_guider (&a, &err);
   } else if (strcmp (a.component, "vae-encode") == 0 ||
       strcmp (a.component, "vae-decode") == 0) {
 #if defined(AE_HAVE_VAE)
@@ -367,7 +409,7 @@ cmd_run (int argc, char **argv)
 #endif
   } else {
     fprintf (stderr, "avatar-engine: run: unknown component '%s' (unet, "
-        "vae-encode, vae-decode)\n", a.component);
+        "vae-encode, vae-decode, pose-guider)\n", a.component);
     return 2;
   }
   if (ret < 0) {

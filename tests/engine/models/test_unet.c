@@ -17,6 +17,19 @@
 #include "avatar-engine.h"
 
 static AeArena arena;
+/* Heap tensors of the tests, freed at exit (keeps LeakSanitizer quiet). */
+static GPtrArray *garbage;
+
+static AeTensor
+keep (AeTensor t)
+{
+  g_ptr_array_add (garbage, t.data);
+  return t;
+}
+
+#define kept_tensor1(r, a) keep (test_tensor1 (r, a))
+#define kept_tensor3(r, a, b, c) keep (test_tensor3 (r, a, b, c))
+#define kept_tensor4(r, a, b, c, d) keep (test_tensor4 (r, a, b, c, d))
 
 #define OK(call) \
   REQUIRE ((call) == 0, "%s", err.msg)
@@ -38,6 +51,24 @@ run_tool (const char *tool, const char *const *args, char **out_err)
           NULL, NULL, out_err, &status, &gerr), "spawn %s: %s", tool,
       gerr ? gerr->message : "?");
   return g_spawn_check_wait_status (status, NULL) ? 0 : 1;
+}
+
+/* Removes a temporary directory tree made by the test. */
+static void
+rm_tree (const char *path)
+{
+  GDir *d = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (d != NULL) {
+    while ((name = g_dir_read_name (d)) != NULL) {
+      char *p = g_build_filename (path, name, NULL);
+      rm_tree (p);
+      g_free (p);
+    }
+    g_dir_close (d);
+  }
+  g_remove (path);
 }
 
 static void
@@ -67,7 +98,11 @@ golden_run (const char *tool, const char *gdir, const char *tmp,
   int checked = 0;
 
   in = golden_open (gdir, "inputs.safetensors");
-  ref = golden_open (gdir, g_strdup_printf ("%s.safetensors", run));
+  {
+    char *f = g_strdup_printf ("%s.safetensors", run);
+    ref = golden_open (gdir, f);
+    g_free (f);
+  }
   sample = golden_get (in, "sample");
   ctx = golden_get (in, "encoder_hidden_states");
   t = golden_get (ref, "timestep");
@@ -93,8 +128,11 @@ golden_run (const char *tool, const char *gdir, const char *tmp,
   REQUIRE (ae_st_open (&out, out_path, &err) == 0, "%s", err.msg);
   got = golden_get (out, "sample");
   want = golden_get (ref, "out.sample");
-  check_close (g_strdup_printf ("%s out.sample", run), &got, &want, 1e-3,
-      1e-4);
+  {
+    char *what = g_strdup_printf ("%s out.sample", run);
+    check_close (what, &got, &want, 1e-3, 1e-4);
+    g_free (what);
+  }
   for (int i = 0; i < ae_st_count (ref); i++) {
     const AeStTensorInfo *info = ae_st_info_at (ref, i);
     char *what;
@@ -143,6 +181,8 @@ test_golden (const char *tool)
   golden_run (tool, gdir, tmp, "t999", false);
   golden_run (tool, gdir, tmp, "t1", true);
   g_free (gdir);
+  rm_tree (tmp);
+  g_free (tmp);
   return ae_test_failures ? 1 : 0;
 }
 
@@ -208,10 +248,10 @@ typedef struct {
 static void
 make_inputs (Inputs * in, TestRng * r, int64_t b, int64_t h, int64_t w)
 {
-  in->sample = test_tensor4 (r, b, 4, h, w);
-  in->ctx = test_tensor3 (r, b, 5, 12);
-  in->out = test_tensor4 (NULL, b, 4, h, w);
-  in->out2 = test_tensor4 (NULL, b, 4, h, w);
+  in->sample = kept_tensor4 (r, b, 4, h, w);
+  in->ctx = kept_tensor3 (r, b, 5, 12);
+  in->out = kept_tensor4 (NULL, b, 4, h, w);
+  in->out2 = kept_tensor4 (NULL, b, 4, h, w);
   in->t[0] = 500.0f;
   in->t[1] = 500.0f;
 }
@@ -327,7 +367,7 @@ test_hooks (AeUNet * u, TestRng * r)
   /* Reference attention with the frame's own tokens as the reference:
    * keys [n, n] give the same softmax average as [n]. */
   make_inputs (&one, r, 1, 8, 12);
-  plain = test_tensor4 (NULL, 1, 4, 8, 12);
+  plain = kept_tensor4 (NULL, 1, 4, 8, 12);
   forward (u, &plain, &one, NULL);
   hk.bank = &bank;
   hk.ref_mode = AE_REF_CAPTURE;
@@ -381,7 +421,7 @@ test_hooks (AeUNet * u, TestRng * r)
 
   /* conv_in residual: a per-channel constant c equals conv_in.bias + c. */
   {
-    AeTensor resid = test_tensor4 (NULL, 1, 8, 8, 12);
+    AeTensor resid = kept_tensor4 (NULL, 1, 8, 8, 12);
     AeTensor *bias = &u->conv_in.bias;
     float saved[8];
     for (int c = 0; c < 8; c++)
@@ -404,7 +444,7 @@ test_hooks (AeUNet * u, TestRng * r)
 /* PoseGuider: with conv_out weight 0 its output is conv_out.bias at every
  * position; shapes follow the stride-2 convs. */
 static void
-test_pose_guider (const char *tmp, TestRng * r)
+test_pose_guider (const char *tool, const char *tmp, TestRng * r)
 {
   char *dir = g_build_filename (tmp, "pg", NULL);
   char *cfgp = g_build_filename (dir, "config.json", NULL);
@@ -420,34 +460,34 @@ test_pose_guider (const char *tmp, TestRng * r)
   g_mkdir_with_parents (dir, 0755);
   write_text (cfgp, "{\"conditioning_channels\": 3, \"block_out_channels\":"
       " [4, 6, 8], \"conditioning_embedding_channels\": 8}");
-  t = test_tensor4 (r, 4, 3, 3, 3);
+  t = kept_tensor4 (r, 4, 3, 3, 3);
   OK (ae_st_writer_add (w, "conv_in.weight", &t, &err));
-  t = test_tensor1 (r, 4);
+  t = kept_tensor1 (r, 4);
   OK (ae_st_writer_add (w, "conv_in.bias", &t, &err));
   for (int i = 0; i < 2; i++) {
     char k[64];
     snprintf (k, sizeof k, "blocks.%d.weight", 2 * i);
-    t = test_tensor4 (r, ch[i], ch[i], 3, 3);
+    t = kept_tensor4 (r, ch[i], ch[i], 3, 3);
     OK (ae_st_writer_add (w, k, &t, &err));
     snprintf (k, sizeof k, "blocks.%d.bias", 2 * i);
-    t = test_tensor1 (r, ch[i]);
+    t = kept_tensor1 (r, ch[i]);
     OK (ae_st_writer_add (w, k, &t, &err));
     snprintf (k, sizeof k, "blocks.%d.weight", 2 * i + 1);
-    t = test_tensor4 (r, ch[i + 1], ch[i], 3, 3);
+    t = kept_tensor4 (r, ch[i + 1], ch[i], 3, 3);
     OK (ae_st_writer_add (w, k, &t, &err));
     snprintf (k, sizeof k, "blocks.%d.bias", 2 * i + 1);
-    t = test_tensor1 (r, ch[i + 1]);
+    t = kept_tensor1 (r, ch[i + 1]);
     OK (ae_st_writer_add (w, k, &t, &err));
   }
-  t = test_tensor4 (NULL, 8, 8, 3, 3);
+  t = kept_tensor4 (NULL, 8, 8, 3, 3);
   OK (ae_st_writer_add (w, "conv_out.weight", &t, &err));
-  t = test_tensor1 (r, 8);
+  t = kept_tensor1 (r, 8);
   OK (ae_st_writer_add (w, "conv_out.bias", &t, &err));
   OK (ae_st_writer_save (w, wp, &err));
   ae_st_writer_free (w);
   OK (ae_pose_guider_load (&g, dir, &err));
-  pose = test_tensor4 (r, 1, 3, 32, 48);
-  out = test_tensor4 (NULL, 1, 8, 8, 12);
+  pose = kept_tensor4 (r, 1, 3, 32, 48);
+  out = kept_tensor4 (NULL, 1, 8, 8, 12);
   OK (ae_pose_guider_forward (g, &out, &pose, &arena, &err));
   for (int c = 0; c < 8; c++)
     for (int i = 0; i < 96; i++)
@@ -455,8 +495,31 @@ test_pose_guider (const char *tmp, TestRng * r)
   CHECK (ok, "pose guider: zero conv_out must give its bias everywhere");
   if (ok)
     printf ("ok   %-58s\n", "pose guider output shape and conv_out");
+  /* The tool's `run pose-guider` gives the same tensor. */
   {
-    AeTensor bad = test_tensor4 (NULL, 1, 8, 9, 12);
+    char *in_path = g_build_filename (tmp, "pose.safetensors", NULL);
+    char *out_path = g_build_filename (tmp, "pose_out.safetensors", NULL);
+    const char *args[] = { "run", "pose-guider", "--model", dir, "--in",
+      in_path, "--out", out_path, NULL
+    };
+    AeStWriter *pw = ae_st_writer_new ();
+    AeSafetensors *st;
+    AeTensor got;
+    char *msg = NULL;
+    OK (ae_st_writer_add (pw, "pose", &pose, &err));
+    OK (ae_st_writer_save (pw, in_path, &err));
+    ae_st_writer_free (pw);
+    REQUIRE (run_tool (tool, args, &msg) == 0, "run pose-guider: %s", msg);
+    REQUIRE (ae_st_open (&st, out_path, &err) == 0, "%s", err.msg);
+    got = golden_get (st, "sample");
+    expect_close ("tool run pose-guider == library", &got, &out, 0.0);
+    ae_st_close (st);
+    g_free (msg);
+    g_free (in_path);
+    g_free (out_path);
+  }
+  {
+    AeTensor bad = kept_tensor4 (NULL, 1, 8, 9, 12);
     int rc = ae_pose_guider_forward (g, &bad, &pose, &arena, &err);
     expect_error ("pose guider wrong output shape", rc, &err, "pose guider",
         "expected");
@@ -506,7 +569,7 @@ test_self (const char *tool)
   /* Batch element 1 alone gives the same result as inside the batch. */
   one.sample = ae_tensor_4d (in.sample.data + 4 * 8 * 12, 1, 4, 8, 12);
   one.ctx = ae_tensor_3d (in.ctx.data + 5 * 12, 1, 5, 12);
-  one.out = test_tensor4 (NULL, 1, 4, 8, 12);
+  one.out = kept_tensor4 (NULL, 1, 4, 8, 12);
   one.t[0] = 500.0f;
   forward (v, &one.out, &one, NULL);
   {
@@ -557,7 +620,7 @@ test_self (const char *tool)
   ae_unet_free (u);
   ae_unet_free (v);
 
-  test_pose_guider (tmp, &r);
+  test_pose_guider (tool, tmp, &r);
 
   /* The tool on the tiny model: vulkan not built, bad component. */
   {
@@ -579,6 +642,8 @@ test_self (const char *tool)
     g_free (model);
   }
   g_free (dir);
+  rm_tree (tmp);
+  g_free (tmp);
   g_free (config);
   g_free (config_lin);
   return ae_test_failures ? 1 : 0;
@@ -657,6 +722,14 @@ test_pipeline (const char *tool)
   ae_st_close (ref);
   ae_st_close (out);
   g_free (msg);
+  g_free (g);
+  g_free (pipe);
+  g_free (unet);
+  g_free (vae);
+  g_free (sched);
+  rm_tree (tmp);
+  g_free (tmp);
+  g_free (out_path);
   return ae_test_failures ? 1 : 0;
 }
 
@@ -752,6 +825,8 @@ test_vae (const char *tool)
   vae_case (tool, g, tmp, true);
   vae_case (tool, g, tmp, false);
   g_free (g);
+  rm_tree (tmp);
+  g_free (tmp);
   return ae_test_failures ? 1 : 0;
 }
 
@@ -766,6 +841,7 @@ main (int argc, char **argv)
     return 2;
   }
   ae_threads_init (0);
+  garbage = g_ptr_array_new_with_free_func (g_free);
   REQUIRE (ae_arena_init (&arena, 0, &err) == 0, "%s", err.msg);
   if (strcmp (argv[1], "golden") == 0)
     rc = test_golden (argv[2]);
@@ -776,6 +852,7 @@ main (int argc, char **argv)
   else
     rc = test_self (argv[2]);
   ae_arena_clear (&arena);
+  g_ptr_array_free (garbage, TRUE);
   if (rc == 0 && ae_test_failures == 0)
     printf ("all passed\n");
   return rc == AE_TEST_SKIP ? rc : (ae_test_failures ? 1 : rc);
