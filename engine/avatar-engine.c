@@ -219,7 +219,6 @@ done:
   return ret;
 }
 
-#if defined(AE_HAVE_VAE)
 static void
 vae_act_sink (void *user, const char *name, const AeTensor * t)
 {
@@ -327,7 +326,6 @@ done:
   ae_arena_clear (&arena);
   return ret;
 }
-#endif
 
 /* pose-guider: input `pose` (B, conditioning_channels, H, W); output
  * `sample` (the residual added after the UNet's conv_in). */
@@ -400,13 +398,7 @@ cmd_run (int argc, char **argv)
     ret = run_pose_guider (&a, &err);
   } else if (strcmp (a.component, "vae-encode") == 0 ||
       strcmp (a.component, "vae-decode") == 0) {
-#if defined(AE_HAVE_VAE)
     ret = run_vae (&a, strcmp (a.component, "vae-encode") == 0, &err);
-#else
-    fprintf (stderr, "avatar-engine: run %s: the VAE is not built into "
-        "this avatar-engine\n", a.component);
-    return 1;
-#endif
   } else {
     fprintf (stderr, "avatar-engine: run: unknown component '%s' (unet, "
         "vae-encode, vae-decode, pose-guider)\n", a.component);
@@ -565,14 +557,8 @@ sample_run (const Args * a, AeError * err)
   if (ae_sample (s, &p, noise.data, c.n, scratch, err) < 0 ||
       ae_st_writer_add (c.w, "latent", &noise, err) < 0)
     goto done;
-#if defined(AE_HAVE_VAE)
   if (a->vae != NULL && decode_image (a->vae, &noise, c.w, err) < 0)
     goto done;
-#else
-  if (a->vae != NULL)
-    fprintf (stderr, "avatar-engine: sample: the VAE is not built into this "
-        "avatar-engine; 'image' not written\n");
-#endif
   ret = ae_st_writer_save (c.w, a->out, err);
 done:
   g_free (scratch);

@@ -14,8 +14,8 @@
 #include "pose-guider.h"
 #include "scheduler.h"
 #include "sampler.h"
-#if defined(AE_HAVE_VAE)
+#include "fusion.h"
 #include "vae.h"
-#endif
+#include "taesd.h"
 
 #endif /* AVATAR_ENGINE_H */

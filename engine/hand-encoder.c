@@ -217,9 +217,10 @@ he_encode_point (const AeHandEncoder * enc, const float *kp, float *pe,
     memset (pe, 0, (size_t) (2 + 4 * nf) * sizeof (float));
     return 0;
   }
-  if (!isfinite (x) || !isfinite (y))
-    return ae_error (err, "hand encoder: keypoint %lld has non-finite x/y "
-        "with confidence %g", (long long) index, c);
+  /* The highest frequency must keep w x finite, or sin() gives NaN. */
+  if (!isfinite (x * enc->freqs[nf - 1]) || !isfinite (y * enc->freqs[nf - 1]))
+    return ae_error (err, "hand encoder: keypoint %lld has non-finite or "
+        "huge x/y (%g, %g) with confidence %g", (long long) index, x, y, c);
   pe[0] = x;
   pe[1] = y;
   for (int f = 0; f < nf; f++) {
@@ -254,13 +255,16 @@ int
 ae_hand_encoder_forward (AeHandEncoder * enc, const float *keypoints, int B,
     float *tokens, AeError * err)
 {
-  const AeHandEncoderConfig *c = &enc->cfg;
-  int64_t k = c->num_keypoints, in = 2 + 4 * (int64_t) c->num_frequencies;
-  int64_t n, d = c->cross_attention_dim;
+  const AeHandEncoderConfig *c;
+  int64_t k, in, n, d;
   AeTensor pe, hid, tok;
 
-  if (keypoints == NULL || tokens == NULL)
-    return ae_error (err, "hand encoder: keypoints/tokens is NULL");
+  if (enc == NULL || keypoints == NULL || tokens == NULL)
+    return ae_error (err, "hand encoder: encoder/keypoints/tokens is NULL");
+  c = &enc->cfg;
+  k = c->num_keypoints;
+  in = 2 + 4 * (int64_t) c->num_frequencies;
+  d = c->cross_attention_dim;
   if (ae_hand_encoder_reserve (enc, B, err) < 0)
     return -1;
   n = (int64_t) B * k;

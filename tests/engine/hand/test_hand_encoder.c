@@ -220,6 +220,27 @@ load_ok (const char *dir)
   return enc;
 }
 
+/* Removes the test's own temporary folder (two levels: model folders). */
+static void
+remove_tree (const char *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (dir != NULL) {
+    while ((name = g_dir_read_name (dir)) != NULL) {
+      char *child = g_build_filename (path, name, NULL);
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_tree (child);
+      else
+        g_unlink (child);
+      g_free (child);
+    }
+    g_dir_close (dir);
+  }
+  g_rmdir (path);
+}
+
 #include "test_hand_encoder_cases.h"
 
 int
@@ -233,5 +254,7 @@ main (void)
   test_load_errors ();
   test_forward_errors ();
   test_keypoints_fill ();
+  remove_tree (tmpdir);
+  g_free (tmpdir);
   return test_finish ("test_hand_encoder");
 }

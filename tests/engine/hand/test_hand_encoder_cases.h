@@ -212,6 +212,12 @@ test_forward_errors (void)
   kp[3 * 5 + 2] = 0.9f;
   CHECK (ae_hand_encoder_forward (enc, kp, 1, tok, &err) < 0 &&
       strstr (err.msg, "keypoint 5") != NULL, "NaN x: '%s'", err.msg);
+  kp[3 * 5] = 0.5f;
+  kp[3 * 7] = 3e37f;
+  kp[3 * 7 + 2] = 1.0f;
+  CHECK (ae_hand_encoder_forward (enc, kp, 1, tok, &err) < 0 &&
+      strstr (err.msg, "keypoint 7") != NULL, "huge x: '%s'", err.msg);
+  CHECK (ae_hand_encoder_forward (NULL, kp, 1, tok, &err) < 0, "NULL enc");
   ae_hand_encoder_free (enc);
   ae_hand_encoder_free (NULL);
   g_free (dir);
