@@ -12,6 +12,7 @@
 #include "ops.h"
 #include "unet.h"
 #include "pose-guider.h"
+#include "hand-encoder.h"
 #include "scheduler.h"
 #include "sampler.h"
 #include "fusion.h"
