@@ -103,6 +103,31 @@ def sgemm_gflops(exe):
     return 2.0 * n ** 3 / min(times) / 1e9, "numpy float32 matmul %dx%d (bench_sgemm_ops not found)" % (n, n)
 
 
+class _Done:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_with_peak_rss(cmd):
+    """Run cmd; peak RSS in MiB from /proc/PID/status VmHWM, polled until it exits.
+    (getrusage(RUSAGE_CHILDREN) would count the forked copy of this big process.)"""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        peak_kb = 0
+        while proc.poll() is None:
+            try:
+                with open("/proc/%d/status" % proc.pid) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        out.seek(0)
+        err.seek(0)
+        return _Done(proc.returncode, out.read(), err.read()), peak_kb / 1024.0
+
+
 def find_default(pattern):
     hits = sorted(glob.glob(os.path.join(ROOT, pattern)))
     return hits[0] if hits else None
@@ -187,8 +212,7 @@ def run(a, work):
     cmd = [engine, "run", "unet", "--model", mdir, "--in", in_path, "--out", out_path,
            "--repeat", str(a.repeat)]
     print("engine: " + " ".join(cmd))
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    rss_engine = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    p, rss_engine = run_with_peak_rss(cmd)
     sys.stdout.write(p.stdout)
     sys.stderr.write(p.stderr)
     if p.returncode != 0:

@@ -10,7 +10,8 @@ Per step (DESIGN.md section 2; MimicMotion, AnimateAnyone, ShowMaker):
   z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps       (DDPM, SD1.5 scaled_linear betas)
   Reference UNet(ref latent, t=0, hand tokens of the reference) -> bank of norm1 states
   eps_hat = UNet(z_t, t, hand tokens, pose_guider(pose image)) with reference attention
-  loss = mean(w * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1
+  loss = mean(w * s_t * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1,
+         s_t = min(SNR_t, --min-snr-gamma) / SNR_t (Min-SNR weighting; 1 when the option is 0)
 Condition dropout: with p --drop-ref a sample loses reference attention AND hand tokens
 (zero tokens) = the CFG unconditional pass; with p --drop-pose its pose features are zeroed.
 """
@@ -121,8 +122,14 @@ def train_step(mods, bank, batch, abar, a, gen=None):
     pred = unet(zt, t, ctx, pose_guider(pose) * keep_pose)
     bank.clear()
     err = (pred - eps).pow(2)
+    mse = err.detach().mean()
+    if a.min_snr_gamma > 0:
+        # Min-SNR-gamma (Hang et al. 2023) for epsilon prediction: min(SNR, g) / SNR per
+        # sample; stops the near-noiseless steps from dominating, converges faster.
+        snr = ab.view(b) / (1 - ab.view(b))
+        err = err * (torch.clamp(snr, max=a.min_snr_gamma) / snr).view(b, 1, 1, 1)
     loss = (err * wmap).sum() / (wmap.sum() * err.shape[1])
-    return loss, err.mean()
+    return loss, mse
 
 
 def main(argv=None):
@@ -137,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--drop-pose", type=float, default=0.1)
     ap.add_argument("--region-weight", type=float, default=3.0,
                     help="loss amplification inside face and hand boxes (MimicMotion)")
+    ap.add_argument("--min-snr-gamma", type=float, default=5.0,
+                    help="Min-SNR loss weighting min(SNR, gamma)/SNR (0 = plain MSE)")
     ap.add_argument("--size", type=int, default=config.IMAGE_SIZE)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
@@ -162,7 +171,10 @@ def main(argv=None):
     if ck is not None:
         for m, k in zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder")):
             m.load_state_dict(ck[k])
-        opt.load_state_dict(ck["opt"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:
+            log("optimizer state not in the checkpoint (seeded by import_model.py): AdamW restarts")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
 
@@ -176,7 +188,9 @@ def main(argv=None):
     if os.path.exists(cache_path):
         cache = torch.load(cache_path)
     else:
-        cache = cache_latents(vae, a.data, a.size, cache_path, log)
+        # keep the latent scale of the weights being resumed; a fresh run measures it
+        cache = cache_latents(vae, a.data, a.size, cache_path, log,
+                              scale=ck["scaling_factor"] if ck is not None else None)
     del vae
     log("unet: %d parameters per UNet, %d clips, scaling_factor %.5f"
         % (sum(p.numel() for p in mods[0].parameters()), len(cache["clips"]), cache["scaling_factor"]))

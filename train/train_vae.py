@@ -60,10 +60,10 @@ def main(argv=None):
     ck = common.load_checkpoint(a.run) if a.resume else None
     if ck is not None:
         vae.load_state_dict(ck["vae"])
-        if ck.get("decoder_only", False) == a.decoder_only:
+        if "opt" in ck and ck.get("decoder_only", False) == a.decoder_only:
             opt.load_state_dict(ck["opt"])
         else:
-            log("optimizer state not resumed (--decoder-only changed)")
+            log("optimizer state not resumed (--decoder-only changed or seeded by import_model.py)")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
     data = dataset.FrameDataset(a.data, a.size)
