@@ -1,6 +1,7 @@
 /* The avatar engine's public header: everything an element or a tool needs
  * (tensors and arena, safetensors, config, ops, models, schedulers and the
- * sampling loop). All symbols are prefixed `ae_` / `Ae`. */
+ * sampling loop, the avatar pipeline: avatar-model.h, avatar-stream.h).
+ * All symbols are prefixed `ae_` / `Ae`. */
 #ifndef AVATAR_ENGINE_H
 #define AVATAR_ENGINE_H
 
@@ -18,5 +19,8 @@
 #include "fusion.h"
 #include "vae.h"
 #include "taesd.h"
+#include "image.h"
+#include "avatar-model.h"
+#include "avatar-stream.h"
 
 #endif /* AVATAR_ENGINE_H */

@@ -826,16 +826,41 @@ attn1_core (Fwd * f, AeTensor * out, AeTensor * q, AeTensor * k, AeTensor * v,
   if (hk && hk->temporal) {
     AeTensor q1 = *q, k1 = *k, v1 = *v, o1 = *out;
     int64_t s[3] = { 1, b * l, c };
-    if (hk->ref_mode == AE_REF_INJECT)
-      return ae_error (f->err, "unet: temporal attention together with "
-          "reference injection is not supported");
+    bool inj = hk->ref_mode == AE_REF_INJECT &&
+        (hk->ref_batch_mask == NULL || hk->ref_batch_mask[0]);
     if (ae_tensor_reshape (&q1, 3, s, f->err) < 0 ||
         ae_tensor_reshape (&k1, 3, s, f->err) < 0 ||
         ae_tensor_reshape (&v1, 3, s, f->err) < 0 ||
         ae_tensor_reshape (&o1, 3, s, f->err) < 0)
       return -1;
-    return ae_attention (&o1, &q1, &k1, &v1, NULL, NULL, blk->heads, 0.0f,
-        f->a, f->err);
+    /* Temporal + reference (Make-Your-Anchor): keys/values = every
+     * frame's tokens, then the reference tokens; one sequence, so the
+     * batch mask must be the same for every frame. */
+    for (int64_t i = 1; hk->ref_mode == AE_REF_INJECT &&
+        hk->ref_batch_mask && i < b; i++)
+      if (hk->ref_batch_mask[i] != hk->ref_batch_mask[0])
+        return ae_error (f->err, "unet: temporal attention needs the same "
+            "ref_batch_mask for every frame of the batch");
+    if (!inj)
+      return ae_attention (&o1, &q1, &k1, &v1, NULL, NULL, blk->heads,
+          0.0f, f->a, f->err);
+    if (hk->bank == NULL || f->block_index >= hk->bank->n ||
+        hk->bank->tokens[f->block_index].ndim != 3 ||
+        hk->bank->tokens[f->block_index].shape[0] != 1 ||
+        hk->bank->tokens[f->block_index].shape[2] != c)
+      return ae_error (f->err, "unet: temporal attention needs one "
+          "reference bank entry (1, L, %lld) for transformer block %d",
+          (long long) c, f->block_index);
+    ref = &hk->bank->tokens[f->block_index];
+    mark = ae_arena_mark (f->a);
+    if (ae_arena_tensor3 (f->a, &ke, 1, ref->shape[1], c, f->err) == 0 &&
+        ae_arena_tensor3 (f->a, &ve, 1, ref->shape[1], c, f->err) == 0 &&
+        ae_linear (&ke, ref, &blk->attn1.to_k, NULL, f->err) == 0 &&
+        ae_linear (&ve, ref, &blk->attn1.to_v, NULL, f->err) == 0)
+      ret = ae_attention (&o1, &q1, &k1, &v1, &ke, &ve, blk->heads, 0.0f,
+          f->a, f->err);
+    ae_arena_release (f->a, mark);
+    return ret;
   }
   if (hk == NULL || hk->ref_mode != AE_REF_INJECT)
     return ae_attention (out, q, k, v, NULL, NULL, blk->heads, 0.0f, f->a,

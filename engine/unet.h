@@ -177,7 +177,8 @@ typedef struct {
   /* INJECT: per batch element, true = attend to the reference tokens;
    * NULL = every element (CFG passes false for the unconditional half). */
   const bool *ref_batch_mask;
-  /* attn1 over the tokens of all batch elements (frames) at once. */
+  /* attn1 over the tokens of all batch elements (frames) at once; with
+   * AE_REF_INJECT the reference tokens follow them (mask uniform). */
   bool temporal;
   /* (B, block_out_channels[0], H, W) added to conv_in's output, or NULL. */
   const AeTensor *conv_in_residual;

@@ -1,14 +1,30 @@
 #!/usr/bin/python3
-"""Run a model folder through `avatar-engine run` and through train/models.py on the same
+"""Run a model folder through `avatar-engine` and through train/models.py on the same
 inputs; compare (max abs error, relative L2) within a stated tolerance.
 
-  check_engine.py [--engine PATH] [--model models/avatar-default]
+  check_engine.py [--engine PATH] [--model models/avatar-default] [--pipeline | --pipeline-only]
+                  [--pipeline-size 64]
 
 Components: unet (hand tokens as encoder_hidden_states, no pose/reference: the engine's
 plain UNet path), vae-encode, vae-decode.  Without --model a small random model in the
 avatar-default layout is exported to a temporary folder.  Exit 77 when no avatar-engine
 binary is found (looked up in --engine, $AVATAR_ENGINE, build*/engine/).
 Tolerance (f32 both sides, same f16 weights): max_abs 2e-3, rel_l2 2e-4.
+
+--pipeline also runs the whole avatar pipeline (`avatar-engine render --save-latents`)
+against the same procedure written here on train/models.py and train/sample.py's DDIM:
+reference PNG of an odd size (resized; checked against PIL's bilinear resize), its hand
+key points, 6 pose frames drawn by the engine (the saved drawings are the torch input),
+initial noise from a numpy port of ae_noise_fill (checked against the engine's), 3 DDIM
+steps, CFG 2.5 with batch [uncond, cond] (uncond: no reference attention, zero hand
+tokens), pose guider features in both.  Two cases, window 4, overlap 2:
+  independent: no temporal attention, lookahead 1 (torch: all frames in one batch;
+               overlapping windows must then change nothing);
+  temporal:    all-frame attention per window (attn1 over the window's frames, then the
+               reference tokens), lookahead all, progressive fusion of the overlapping
+               windows' eps per step, cond and uncond separately before CFG (torch: the
+               papers' whole-clip lockstep written out per frame).
+Tolerance on the final latents: max_abs 2e-3, rel_l2 2e-4; decoded PNGs within 2/255.
 """
 import argparse
 import glob
@@ -16,6 +32,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import types
+
+import numpy as np
 
 try:
     import torch
@@ -29,6 +48,7 @@ import export  # noqa: E402
 import models  # noqa: E402
 import safetensors_io as st  # noqa: E402
 import train_unet  # noqa: E402
+import sample  # noqa: E402
 
 TOL = {"max_abs": 2e-3, "rel_l2": 2e-4}
 
@@ -78,10 +98,221 @@ def run(engine, comp, mdir, inputs, work):
     return st.load(out, to_float32=True)
 
 
+# ---------------------------------------------------------------- whole pipeline
+
+M64 = (1 << 64) - 1
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def _splitmix64_np(x):
+    """Vectorised over uint64 arrays (numpy wraps on overflow)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def noise_fill(seed, stream, index, n):
+    """numpy port of ae_noise_fill (engine/sampler.c, docs/schedulers.md): a splitmix64
+    counter hash keyed by (seed, stream, index) feeding Box-Muller in double precision."""
+    key = _splitmix64(_splitmix64(_splitmix64(seed) ^ stream) ^ (index & M64))
+    pairs = np.arange((n + 1) // 2, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        b1 = _splitmix64_np(np.uint64(key) + np.uint64(2) * pairs)
+        b2 = _splitmix64_np(np.uint64(key) + np.uint64(2) * pairs + np.uint64(1))
+    u1 = ((b1 >> np.uint64(11)).astype(np.float64) + 1.0) * (1.0 / 9007199254740992.0)
+    u2 = ((b2 >> np.uint64(11)).astype(np.float64) + 1.0) * (1.0 / 9007199254740992.0)
+    r = np.sqrt(-2.0 * np.log(u1))
+    th = 2.0 * np.pi * u2
+    out = np.empty(2 * len(pairs), dtype=np.float64)
+    out[0::2] = r * np.cos(th)
+    out[1::2] = r * np.sin(th)
+    return out[:n].astype(np.float32)
+
+
+def _temporal_forward(self, x, ctx):
+    """BasicTransformerBlock with all-frame attention: attn1 over the tokens of every
+    frame of the batch at once, followed by the reference tokens when reading the bank
+    (the engine's AeUNetHooks.temporal)."""
+    b, n_tok, c = x.shape
+    n = self.norm1(x).reshape(1, b * n_tok, c)
+    kv = n
+    if self.ref_mode == "read" and self.bank and self.temporal_ref:
+        kv = torch.cat([n, self.bank[0]], dim=1)
+    x = self.attn1(n, kv).reshape(b, n_tok, c) + x
+    x = self.attn2(self.norm2(x), ctx) + x
+    return self.ff(self.norm3(x)) + x
+
+
+def _set_temporal(unet, on, with_ref=False):
+    for blk in unet.transformer_blocks():
+        if on:
+            blk.forward = types.MethodType(_temporal_forward, blk)
+            blk.temporal_ref = with_ref
+        elif "forward" in blk.__dict__:
+            del blk.__dict__["forward"]
+
+
+def _triangle(j, w):
+    x = (j + 0.5) * 2.0 / w
+    return min(x, 2.0 - x)
+
+
+@torch.no_grad()
+def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal):
+    """The per-window procedure of docs/avatar-pipeline.md on the engine's saved inputs,
+    whole clip in lockstep. Returns the final latents (N, C, h, w)."""
+    vae, unet = m["vae"], m["unet"]
+    sf = vae.config["scaling_factor"]
+    cfg = m["scheduler"]
+    abar = sample.alphas_cumprod(cfg)
+    ref_img = saved["reference"].float().permute(0, 3, 1, 2) / 255.0
+    ref_kp = saved["reference_hand_keypoints"].float()
+    pose_imgs = saved["pose"].float().permute(0, 3, 1, 2) / 255.0
+    hands = saved["hand_keypoints"].float()
+    z = saved["_noise"].clone()
+    n = z.shape[0]
+    bank = models.ReferenceBank(m["reference_unet"], unet)
+    z_ref = vae.encode(ref_img * 2 - 1)[0] * sf
+    bank.write(z_ref, m["hand_encoder"](ref_kp[None]))
+    pose = m["pose_guider"](pose_imgs)
+    ctx = m["hand_encoder"](hands)
+    zero = torch.zeros_like(ctx)
+    stride = window - overlap
+    starts = [0] if n <= window else [k * stride for k in range(1 + -(-(n - window) // stride))]
+    for t in sample.ddim_timesteps(cfg, steps):
+        if not temporal:
+            keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
+            bank.set_read(True, keep)
+            e = unet(torch.cat([z, z]), t, torch.cat([zero, ctx]), torch.cat([pose, pose]))
+            eu, ec = e[:n], e[n:]
+        else:
+            eu, ec = torch.zeros_like(z), torch.zeros_like(z)
+            wsum = torch.zeros(n)
+            for f0 in starts:
+                sl = slice(f0, min(f0 + window, n))
+                w = torch.tensor([_triangle(j, window) for j in range(sl.stop - f0)])
+                bank.set_read(False)
+                _set_temporal(unet, True, with_ref=False)
+                u = unet(z[sl], t, zero[sl], pose[sl])
+                bank.set_read(True)
+                _set_temporal(unet, True, with_ref=True)
+                c = unet(z[sl], t, ctx[sl], pose[sl])
+                eu[sl] += w[:, None, None, None] * u
+                ec[sl] += w[:, None, None, None] * c
+                wsum[sl] += w
+            _set_temporal(unet, False)
+            eu = eu / wsum[:, None, None, None]
+            ec = ec / wsum[:, None, None, None]
+        eps = eu + guidance * (ec - eu)
+        z = sample.ddim_step(z, eps, t, t - cfg["num_train_timesteps"] // steps, abar, cfg)
+    bank.clear()
+    return z
+
+
+def _pose_frames(n, canvas):
+    """n OpenPose frames: a standing body, both hands, moving a little per frame."""
+    frames = []
+    for f in range(n):
+        dx = 3.0 * f
+        body = []
+        for k, (x, y) in enumerate([(0.5, 0.2), (0.5, 0.35), (0.35, 0.35), (0.3, 0.55),
+                                    (0.32, 0.72), (0.65, 0.35), (0.7, 0.55), (0.68, 0.72),
+                                    (0.42, 0.7), (0.42, 0.85), (0.42, 0.98), (0.58, 0.7),
+                                    (0.58, 0.85), (0.58, 0.98), (0.47, 0.17), (0.53, 0.17),
+                                    (0.44, 0.19), (0.56, 0.19)]):
+            body += [x * canvas + (dx if k in (3, 4) else 0.0), y * canvas, 0.9]
+        hands = {}
+        for side, cx in (("left", 0.68), ("right", 0.32)):
+            pts = []
+            for k in range(21):
+                pts += [(cx + 0.01 * (k % 5) - 0.02) * canvas + (dx if side == "right" else -dx),
+                        (0.74 + 0.012 * (k // 5)) * canvas, 0.8]
+            hands[side] = pts
+        frames.append({"version": 1.3, "canvas_width": canvas, "canvas_height": canvas,
+                       "people": [{"pose_keypoints_2d": body,
+                                   "hand_left_keypoints_2d": hands["left"],
+                                   "hand_right_keypoints_2d": hands["right"]}]})
+    return frames
+
+
+def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5):
+    import json
+    from PIL import Image
+    ok = True
+    m = sample.load_model(mdir)
+    # reference: an odd-sized image (engine resizes it like PIL's bilinear)
+    rng = np.random.default_rng(5)
+    ref_png = os.path.join(work, "ref.png")
+    src = os.path.join(mdir, "references", "identity_00.png")
+    if os.path.exists(src):
+        Image.open(src).convert("RGB").crop((13, 7, 13 + 203, 7 + 187)).save(ref_png)
+    else:
+        base = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+        Image.fromarray(base).resize((101, 83), Image.BILINEAR).save(ref_png)
+    ref_json = os.path.join(work, "ref.json")
+    with open(ref_json, "w") as f:
+        json.dump(_pose_frames(1, 256)[0], f)
+    poses = os.path.join(work, "poses.jsonl")
+    with open(poses, "w") as f:
+        for fr in _pose_frames(frames, 256):
+            f.write(json.dumps(fr) + "\n")
+    for case, extra, temporal in (("independent", ["--no-temporal-attention", "--lookahead", "1"], False),
+                                  ("temporal", ["--lookahead", "all"], True)):
+        out = os.path.join(work, "render-" + case)
+        lat = os.path.join(work, case + ".safetensors")
+        cmd = [engine, "render", "--model", mdir, "--reference", ref_png, "--reference-pose",
+               ref_json, "--poses", poses, "--out", out, "--size", "%dx%d" % (size, size),
+               "--steps", str(steps), "--guidance", str(guidance), "--window", "4",
+               "--overlap", "2", "--seed", "11", "--threads", "2", "--save-latents", lat] + extra
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print("FAIL pipeline %s: avatar-engine exited %d: %s"
+                  % (case, p.returncode, p.stderr.strip()[-500:]))
+            ok = False
+            continue
+        saved = st.load(lat)
+        n = saved["latents"].shape[0]
+        if n != frames:
+            print("FAIL pipeline %s: %d frames out for %d in" % (case, n, frames))
+            ok = False
+            continue
+        if case == "independent":
+            want = np.asarray(Image.open(ref_png).convert("RGB").resize((size, size), Image.BILINEAR))
+            d = np.abs(want.astype(int) - saved["reference"][0].numpy().astype(int)).max()
+            print("%s reference resize vs PIL bilinear: max diff %d/255" % ("ok  " if d <= 1 else "FAIL", d))
+            ok &= bool(d <= 1)
+        fs = int(np.prod(saved["latents"].shape[1:]))
+        noise = np.stack([noise_fill(11, 0, f, fs) for f in range(n)]).reshape(saved["latents"].shape)
+        d = float(np.abs(noise - saved["noise_init"].numpy()).max())
+        print("%s noise_init numpy port vs engine: max diff %.3g" % ("ok  " if d <= 1e-6 else "FAIL", d))
+        ok &= d <= 1e-6
+        saved["_noise"] = torch.from_numpy(noise)
+        z = torch_pipeline(m, saved, steps, guidance, 4, 2, temporal)
+        ok &= compare("pipeline %s (%d frames) latents" % (case, n), saved["latents"], z)
+        img = ((m["vae"].decode(z / m["vae"].config["scaling_factor"]) + 1) / 2).clamp(0, 1)
+        img = (img * 255).round().permute(0, 2, 3, 1).to(torch.uint8).numpy()
+        d = max(int(np.abs(np.asarray(Image.open(os.path.join(out, "%05d.png" % i))).astype(int)
+                           - img[i].astype(int)).max()) for i in range(n))
+        print("%s pipeline %s PNGs vs torch decode: max diff %d/255" % ("ok  " if d <= 2 else "FAIL", case, d))
+        ok &= d <= 2
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine")
     ap.add_argument("--model")
+    ap.add_argument("--pipeline", action="store_true", help="also the whole avatar pipeline")
+    ap.add_argument("--pipeline-only", action="store_true", help="only the whole avatar pipeline")
+    ap.add_argument("--pipeline-size", type=int, default=64, help="frame size of the pipeline check")
     a = ap.parse_args()
     engine = find_engine(a.engine)
     if engine is None:
@@ -100,6 +331,11 @@ def main():
         lat = unet.config["sample_size"]
         size = lat * 8
         ok = True
+        if a.pipeline or a.pipeline_only:
+            ok &= check_pipeline(engine, mdir, work, size=a.pipeline_size)
+        if a.pipeline_only:
+            print("PASS" if ok else "FAILED")
+            return 0 if ok else 1
         with torch.no_grad():
             z = torch.randn(2, 4, lat, lat)
             ctx = hands(torch.rand(2, 42, 3))

@@ -1,0 +1,173 @@
+/* Streaming pose-guided latent diffusion over overlapping windows
+ * (docs/avatar-pipeline.md; the fusion contract is docs/design.md section
+ * 3 and docs/temporal-fusion.md).
+ *
+ * AeAvatarStream turns pose-guidance frames (RGB as posemapper draws them,
+ * plus the frame's 42 hand key points) into denoised latent windows:
+ * window k holds frames [kS, kS + W) (S = W - O); `lookahead` windows are
+ * denoised in lockstep, their noise predictions fused at every step
+ * (cond and uncond separately, before CFG) and the first O frames of a
+ * group blended with the kept latents of the group before it (carry).
+ * The latents of a window are what latentfuse blends and decodes.
+ *
+ * AeLatentBlender is latentfuse's logic (and the render CLI's): windows
+ * in, one fused latent per frame out, in frame order, each exactly once.
+ *
+ * Neither object is thread-safe on its own (one caller at a time); many
+ * streams may share one AeAvatarModel and AeAvatarReference across
+ * threads. The engine's thread count is process-wide (threads.h). */
+#ifndef AE_AVATAR_STREAM_H
+#define AE_AVATAR_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ae-error.h"
+#include "avatar-model.h"
+#include "fusion.h"
+#include "scheduler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Called after every denoising step of a lookahead group: windows
+ * first_window .. first_window + n_windows - 1 finished step `step`
+ * (0-based) of `steps`. */
+typedef void (*AeAvatarProgressFn) (void *user, int64_t first_window,
+    int n_windows, int step, int steps);
+
+typedef struct {
+  int width, height;            /* frame size (0 = model native); multiples
+                                 * of ae_avatar_model_size_multiple */
+  int steps;                    /* denoising steps (20) */
+  AeSchedulerType scheduler;    /* DDIM (default), Euler or LCM, on the
+                                 * model's scheduler_config.json */
+  float guidance_scale;         /* CFG scale (2.5); <= 1: cond pass only */
+  float pose_scale;             /* multiplies the pose-guider features (1) */
+  int window;                   /* W, frames per window (16) */
+  int overlap;                  /* O, frames shared by neighbours (4) */
+  AeFusionMode fusion;          /* progressive (default) or uniform */
+  int lookahead;                /* windows denoised in lockstep (1);
+                                 * <= 0: all (offline, holds every frame
+                                 * until ae_avatar_stream_finish) */
+  uint64_t seed;                /* initial (and LCM) noise (0) */
+  int threads;                  /* > 0: ae_threads_init (threads) at
+                                 * creation (process-wide); 0 keeps it */
+  bool reference_attention;     /* cond pass attends to the reference (on) */
+  bool hand_tokens;             /* cond pass gets the hand tokens (on);
+                                 * off: zero tokens as in the uncond pass */
+  bool temporal_attention;      /* attn1 over every frame of the window at
+                                 * once (Make-Your-Anchor all-frame
+                                 * attention; off) */
+  AeAvatarProgressFn progress;  /* may be NULL */
+  void *progress_user;
+} AeAvatarParams;
+
+/* The defaults above. */
+void ae_avatar_params_init (AeAvatarParams * p);
+
+/* One denoised window. latents: n_frames x channels x height x width
+ * floats, frame-major, scaled like the UNet sees them (decode with
+ * ae_avatar_model_decode_rgb, which divides by the scaling factor). */
+typedef struct {
+  int64_t index;                /* k */
+  int64_t first_frame;          /* k S */
+  int n_frames;                 /* W, or fewer for the last window at EOS */
+  int channels, height, width;  /* latent shape of one frame */
+  bool last;                    /* the final window of the stream */
+  const float *latents;         /* owned by the stream */
+} AeAvatarWindow;
+
+typedef struct AeAvatarStream AeAvatarStream;
+
+/* Checks the parameters against the model (sizes, window/overlap, LCM step
+ * count, reference prepared with this model) and sizes every buffer once
+ * (for lookahead <= 0 the group buffers are sized at finish). Holds
+ * references on model and reference. reference may be NULL only with
+ * reference_attention false. */
+int ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
+    AeAvatarReference * reference, const AeAvatarParams * params,
+    AeError * err);
+void ae_avatar_stream_free (AeAvatarStream * s);
+
+/* Latent shape of one frame and its size in floats. */
+void ae_avatar_stream_latent_shape (const AeAvatarStream * s, int *channels,
+    int *height, int *width);
+size_t ae_avatar_stream_frame_floats (const AeAvatarStream * s);
+const AeFusionLayout *ae_avatar_stream_layout (const AeAvatarStream * s);
+const AeAvatarParams *ae_avatar_stream_params (const AeAvatarStream * s);
+
+/* Frames from a pose frame's arrival until it can leave latentfuse:
+ * ae_fusion_latency_frames (L S + O - 1; -1 for lookahead all). */
+int64_t ae_avatar_stream_latency_frames (const AeAvatarStream * s);
+
+/* Runtime changes (guidance-scale, pose-scale are controllable): they
+ * apply from the next lookahead group on. */
+void ae_avatar_stream_set_guidance_scale (AeAvatarStream * s, float g);
+void ae_avatar_stream_set_pose_scale (AeAvatarStream * s, float scale);
+
+/* Appends pose frame number ae_avatar_stream_frames_pushed (s):
+ * pose_rgb is width x height RGB8 (stride bytes a row), hand_kp its 42 x 3
+ * hand key points (x, y normalised to the canvas; NULL = both hands
+ * missing). The pose guider and hand encoder run here; when the frame
+ * completes a lookahead group, the group is denoised before returning
+ * (the call then takes the time of L windows x steps). Error, with the
+ * frame not taken, if windows of an earlier group were not popped yet. */
+int ae_avatar_stream_push_frame (AeAvatarStream * s, const uint8_t * pose_rgb,
+    int stride, const float *hand_kp, AeError * err);
+
+/* End of stream: denoises what is left (the last group, its last window
+ * shortened to end at the last frame). After it, push_frame fails until
+ * ae_avatar_stream_reset. */
+int ae_avatar_stream_finish (AeAvatarStream * s, AeError * err);
+
+/* Takes the next denoised window in order: returns 1 and fills *out, or 0
+ * when none is ready. out->latents stays valid until the next push_frame,
+ * finish, reset or free. */
+int ae_avatar_stream_pop_window (AeAvatarStream * s, AeAvatarWindow * out);
+
+/* Forgets every frame, window and carried latent (flush, or a new
+ * stream): the next pushed frame is frame 0. Buffers are kept. */
+void ae_avatar_stream_reset (AeAvatarStream * s);
+
+int64_t ae_avatar_stream_frames_pushed (const AeAvatarStream * s);
+/* Windows denoised so far (popped or not). */
+int64_t ae_avatar_stream_windows_done (const AeAvatarStream * s);
+
+/* ---- final blend (latentfuse, render CLI) ------------------------------ */
+
+typedef struct AeLatentBlender AeLatentBlender;
+
+/* For windows of this layout and frames of frame_floats floats. Memory for
+ * the windows that may still hold an unfinished frame is allocated here,
+ * once. */
+AeLatentBlender *ae_latent_blender_new (const AeFusionLayout * layout,
+    size_t frame_floats, AeError * err);
+void ae_latent_blender_free (AeLatentBlender * b);
+
+/* Window k (its first frame kS, n_frames frames, frame-major latents):
+ * windows must come in order 0, 1, 2, ..., full length W except a last
+ * one; the data is copied. A window shorter than W ends the stream. */
+int ae_latent_blender_push (AeLatentBlender * b, int64_t index,
+    int64_t first_frame, int n_frames, const float *latents, AeError * err);
+
+/* End of stream: the frames still held become ready (N = the end of the
+ * last window pushed). */
+void ae_latent_blender_finish (AeLatentBlender * b);
+
+/* Next frame in order whose windows have all arrived: returns 1, writes
+ * its index and its fused latent (ae_fusion_blend_frame over every window
+ * holding it) to out (frame_floats floats); 0 when none is ready. */
+int ae_latent_blender_pop (AeLatentBlender * b, int64_t * frame,
+    float *out);
+
+/* Frames popped so far; forget everything (new stream). */
+int64_t ae_latent_blender_frames_out (const AeLatentBlender * b);
+void ae_latent_blender_reset (AeLatentBlender * b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AE_AVATAR_STREAM_H */

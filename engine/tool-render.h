@@ -1,0 +1,29 @@
+/* `avatar-engine render`: pose file + reference -> one PNG per pose frame
+ * through AeAvatarStream and AeLatentBlender (tool-render.c,
+ * docs/avatar-pipeline.md). */
+#ifndef AE_TOOL_RENDER_H
+#define AE_TOOL_RENDER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* argv[1] is "render"; returns the process exit status (0, 1 on a failed
+ * render, 2 on bad usage). */
+int ae_tool_render (int argc, char **argv);
+
+/* The usage line of the render subcommand. */
+#define AE_TOOL_RENDER_USAGE \
+  "  avatar-engine render --model DIR --poses FILE --out DIR " \
+  "[--reference PNG] [--reference-pose JSON]\n" \
+  "      [--frames N] [--size WxH] [--steps N] [--scheduler ddim|euler|lcm] " \
+  "[--guidance G] [--pose-scale S]\n" \
+  "      [--window W] [--overlap O] [--fusion progressive|uniform] " \
+  "[--lookahead L] [--seed S] [--threads T]\n" \
+  "      [--no-reference-attention] [--no-hand-tokens] " \
+  "[--no-temporal-attention] [--save-latents FILE.safetensors]\n"
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AE_TOOL_RENDER_H */

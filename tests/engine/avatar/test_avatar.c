@@ -1,0 +1,1021 @@
+/* Tests of the avatar pipeline (engine/avatar-model.c, avatar-stream.c,
+ * image.c) on the embedded model models/avatar-default, run at 64x64
+ * frames (8x8 latents) so that every case takes well under a second:
+ *   model: accessors; errors naming the folder/file for a missing folder,
+ *     a truncated weights file and mismatched parts;
+ *   stream: frames in = frames out for N = 1, W-O, W, W+1, 2W+3 and
+ *     lookahead 1, 2 and all; the same seed gives identical latents;
+ *     lookahead all equals a naive whole-clip lockstep written here;
+ *     lookahead >= windows equals all; reference attention, hand tokens,
+ *     temporal attention and the seed each change the output; usage
+ *     errors (pop before the next group, push after finish);
+ *   blender: each frame once, in order, equal to the weighted blend;
+ *     out-of-order windows refused;
+ *   image: PNG round trip, resize of a constant image, same-size copy.
+ * Usage: test_avatar MODEL_DIR [AVATAR_ENGINE_TOOL] (the tool: the render
+ * subcommand on a 7-frame pose file). */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../test_util.h"
+#include "avatar-engine.h"
+
+#define OK(call) REQUIRE ((call) == 0, "%s", err.msg)
+
+static const char *model_dir;
+static AeAvatarModel *model;
+static AeAvatarReference *reference;    /* 64x64, hands present */
+static AeError err;
+
+enum { SIZE = 64 };
+
+/* ---- inputs ---------------------------------------------------------------- */
+
+/* A pose frame that differs per frame index: a few bright bars on black,
+ * moving with f (what a drawing looks like to the pose guider). */
+static void
+make_pose (int64_t f, uint8_t * rgb)
+{
+  memset (rgb, 0, SIZE * SIZE * 3);
+  for (int bar = 0; bar < 3; bar++) {
+    int x0 = (int) ((7 * f + 19 * bar) % (SIZE - 8));
+    int y0 = 8 + 16 * bar;
+    for (int y = y0; y < y0 + 6; y++)
+      for (int x = x0; x < x0 + 8; x++) {
+        rgb[(y * SIZE + x) * 3 + bar] = 255;
+        rgb[(y * SIZE + x) * 3 + (bar + 1) % 3] = (uint8_t) (40 * bar);
+      }
+  }
+}
+
+/* 42 hand points, confident, moving with f. */
+static void
+make_hands (int64_t f, float *kp)
+{
+  for (int k = 0; k < AE_AVATAR_HAND_KP; k++) {
+    kp[3 * k] = 0.2f + 0.015f * k + 0.01f * (float) (f % 5);
+    kp[3 * k + 1] = 0.7f - 0.01f * k + 0.02f * (float) (f % 3);
+    kp[3 * k + 2] = 0.9f;
+  }
+}
+
+static void
+base_params (AeAvatarParams * p)
+{
+  ae_avatar_params_init (p);
+  p->width = p->height = SIZE;
+  p->steps = 2;
+  p->window = 4;
+  p->overlap = 2;
+  p->guidance_scale = 2.0f;
+  p->temporal_attention = false;
+  p->seed = 7;
+}
+
+/* Runs a whole clip of n frames; every window's latents are stored by
+ * frame in *wins (window k at k * W * fs), lens[k] its length; returns the
+ * number of windows. Also checks the windows come in order. */
+static int
+run_clip (const AeAvatarParams * p, int64_t n, float **wins, int *lens)
+{
+  AeAvatarStream *s;
+  AeAvatarWindow w;
+  uint8_t rgb[SIZE * SIZE * 3];
+  float kp[AE_AVATAR_HAND_FLOATS];
+  size_t fs;
+  int k = 0, W = p->window;
+
+  OK (ae_avatar_stream_new (&s, model, reference, p, &err));
+  fs = ae_avatar_stream_frame_floats (s);
+  *wins = g_new0 (float, (size_t) (n + W) * W * fs);
+  for (int64_t f = 0; f <= n; f++) {
+    if (f < n) {
+      make_pose (f, rgb);
+      make_hands (f, kp);
+      OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, kp, &err));
+    } else {
+      OK (ae_avatar_stream_finish (s, &err));
+    }
+    while (ae_avatar_stream_pop_window (s, &w) == 1) {
+      CHECK (w.index == k, "window %lld, expected %d", (long long) w.index,
+          k);
+      CHECK (w.first_frame == k * (W - p->overlap), "first frame");
+      CHECK ((size_t) w.channels * w.height * w.width == fs, "shape");
+      memcpy (*wins + (size_t) k * W * fs, w.latents,
+          (size_t) w.n_frames * fs * sizeof (float));
+      lens[k] = w.n_frames;
+      k++;
+    }
+  }
+  ae_avatar_stream_free (s);
+  return k;
+}
+
+static double
+max_diff (const float *a, const float *b, size_t n)
+{
+  double m = 0.0;
+
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs ((double) a[i] - b[i]);
+    if (!(d <= m))
+      m = d;
+  }
+  return m;
+}
+
+/* ---- model ----------------------------------------------------------------- */
+
+static void
+test_model (void)
+{
+  size_t mapped = 0, conv = 0;
+
+  CHECK (ae_avatar_model_native_size (model) == 256, "native size %d",
+      ae_avatar_model_native_size (model));
+  CHECK (ae_avatar_model_size_multiple (model) == 32, "multiple %d",
+      ae_avatar_model_size_multiple (model));
+  CHECK (ae_avatar_model_latent_channels (model) == 4, "latent channels");
+  CHECK (ae_avatar_model_downscale (model) == 8, "downscale");
+  CHECK (ae_avatar_model_scaling_factor (model) > 0.0f, "scaling factor");
+  ae_avatar_model_weight_bytes (model, &mapped, &conv);
+  CHECK (mapped > 1000000 && conv == 2 * mapped, "weights %zu / %zu", mapped,
+      conv);
+  CHECK (ae_avatar_model_ref (model) == model, "ref");
+  ae_avatar_model_unref (model);
+  printf ("ok   model accessors (weights %.1f MB mapped)\n", mapped / 1e6);
+}
+
+static char *
+tmp_model (void)
+{
+  char *dir = g_dir_make_tmp ("avatar-model-XXXXXX", NULL);
+  const char *parts[] = { "vae", "unet", "reference_unet", "pose_guider",
+    "hand_encoder", "scheduler_config.json"
+  };
+
+  REQUIRE (dir, "mkdtemp");
+  for (size_t i = 0; i < G_N_ELEMENTS (parts); i++) {
+    char *src = g_build_filename (model_dir, parts[i], NULL);
+    char *abs = g_canonicalize_filename (src, NULL);
+    char *dst = g_build_filename (dir, parts[i], NULL);
+    REQUIRE (symlink (abs, dst) == 0, "symlink %s", dst);
+    g_free (src);
+    g_free (abs);
+    g_free (dst);
+  }
+  return dir;
+}
+
+/* Replaces the symlinked part by a real folder: config copied with
+ * `edit` applied (a string replacement), weights truncated to `keep`
+ * bytes (0 = symlink to the original). */
+static void
+replace_part (const char *dir, const char *part, const char *from,
+    const char *to, gsize keep)
+{
+  char *link = g_build_filename (dir, part, NULL);
+  char *src = g_build_filename (model_dir, part, NULL);
+  char *cfg_src = g_build_filename (src, "config.json", NULL);
+  char *w_src = g_build_filename (src, "diffusion_pytorch_model.safetensors",
+      NULL);
+  char *cfg_dst = g_build_filename (link, "config.json", NULL);
+  char *w_dst = g_build_filename (link, "diffusion_pytorch_model.safetensors",
+      NULL);
+  char *text, *edited, *w_abs;
+  gsize len;
+  gchar **split;
+
+  g_unlink (link);
+  REQUIRE (g_mkdir (link, 0755) == 0, "mkdir %s", link);
+  REQUIRE (g_file_get_contents (cfg_src, &text, &len, NULL), "%s", cfg_src);
+  split = g_strsplit (text, from ? from : "\x01", 2);
+  edited = g_strjoinv (to ? to : "\x01", split);
+  REQUIRE (!from || strcmp (edited, text) != 0, "%s: '%s' not found",
+      cfg_src, from);
+  REQUIRE (g_file_set_contents (cfg_dst, edited, -1, NULL), "%s", cfg_dst);
+  g_free (text);
+  g_free (edited);
+  g_strfreev (split);
+  if (keep == 0) {
+    w_abs = g_canonicalize_filename (w_src, NULL);
+    REQUIRE (symlink (w_abs, w_dst) == 0, "symlink %s", w_dst);
+    g_free (w_abs);
+  } else {
+    REQUIRE (g_file_get_contents (w_src, &text, &len, NULL), "%s", w_src);
+    REQUIRE (g_file_set_contents (w_dst, text, (gssize) keep, NULL), "%s",
+        w_dst);
+    g_free (text);
+  }
+  g_free (link);
+  g_free (src);
+  g_free (cfg_src);
+  g_free (w_src);
+  g_free (cfg_dst);
+  g_free (w_dst);
+}
+
+static void
+rm_tree (const char *path)
+{
+  GDir *d = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (d == NULL) {
+    g_unlink (path);
+    return;
+  }
+  while ((name = g_dir_read_name (d))) {
+    char *p = g_build_filename (path, name, NULL);
+    if (g_file_test (p, G_FILE_TEST_IS_DIR) &&
+        !g_file_test (p, G_FILE_TEST_IS_SYMLINK))
+      rm_tree (p);
+    else
+      g_unlink (p);
+    g_free (p);
+  }
+  g_dir_close (d);
+  g_rmdir (path);
+}
+
+/* Loading `dir` fails with a message containing every one of `needles`. */
+static void
+expect_load_error (const char *what, const char *dir, const char *n1,
+    const char *n2)
+{
+  AeAvatarModel *m = (AeAvatarModel *) 0x1;
+  AeError e = { {0} };
+  int rc = ae_avatar_model_load (&m, dir, &e);
+
+  CHECK (rc == -1 && m == NULL, "%s: loaded", what);
+  CHECK (strstr (e.msg, n1) != NULL, "%s: '%s' not in '%s'", what, n1,
+      e.msg);
+  CHECK (n2 == NULL || strstr (e.msg, n2) != NULL, "%s: '%s' not in '%s'",
+      what, n2, e.msg);
+  printf ("ok   model error, %s: %s\n", what, e.msg);
+}
+
+static void
+test_model_errors (void)
+{
+  char *dir, *p;
+
+  expect_load_error ("no such folder", "/nonexistent/avatar-model",
+      "/nonexistent/avatar-model", NULL);
+
+  dir = tmp_model ();
+  p = g_build_filename (dir, "hand_encoder", NULL);
+  g_unlink (p);
+  expect_load_error ("missing part", dir, p, "missing folder");
+  g_free (p);
+  rm_tree (dir);
+  g_free (dir);
+
+  dir = tmp_model ();
+  p = g_build_filename (dir, "scheduler_config.json", NULL);
+  g_unlink (p);
+  expect_load_error ("missing scheduler config", dir, p, NULL);
+  g_free (p);
+  rm_tree (dir);
+  g_free (dir);
+
+  dir = tmp_model ();
+  replace_part (dir, "unet", NULL, NULL, 100000);
+  p = g_build_filename (dir, "unet", NULL);
+  expect_load_error ("truncated weights", dir, p, "safetensors");
+  g_free (p);
+  rm_tree (dir);
+  g_free (dir);
+
+  dir = tmp_model ();
+  replace_part (dir, "pose_guider", "\"conditioning_embedding_channels\": 32",
+      "\"conditioning_embedding_channels\": 64", 0);
+  p = g_build_filename (dir, "pose_guider", NULL);
+  /* the conv_out weights no longer fit the config: the loader names the
+   * file and the key */
+  expect_load_error ("pose guider width", dir, p, "conv_out");
+  g_free (p);
+  rm_tree (dir);
+  g_free (dir);
+
+  /* a config that is consistent with its weights but not with the UNet:
+   * the reference UNet with other block widths than the denoising one */
+  dir = tmp_model ();
+  replace_part (dir, "unet", "\"cross_attention_dim\": 128",
+      "\"cross_attention_dim\": 64", 0);
+  expect_load_error ("unet cross_attention_dim", dir, "unet", NULL);
+  rm_tree (dir);
+  g_free (dir);
+}
+
+/* A model folder whose parts load alone but do not fit together: the pose
+ * guider's output width checked against the UNet's first width. Built by
+ * pointing pose_guider at a config + weights whose conv_out is narrower:
+ * the first 16 channels (a real 16-wide guider). */
+static void
+test_model_mismatch (void)
+{
+  char *dir = tmp_model ();
+  char *gdir = g_build_filename (dir, "pose_guider", NULL);
+  char *wsrc = g_build_filename (model_dir, "pose_guider",
+      "diffusion_pytorch_model.safetensors", NULL);
+  char *wdst, *cfg;
+  AeSafetensors *st;
+  AeStWriter *wr = ae_st_writer_new ();
+
+  g_unlink (gdir);
+  REQUIRE (g_mkdir (gdir, 0755) == 0, "mkdir");
+  OK (ae_st_open (&st, wsrc, &err));
+  for (int i = 0; i < ae_st_count (st); i++) {
+    const AeStTensorInfo *ti = ae_st_info_at (st, i);
+    AeTensor t;
+    OK (ae_st_get (st, ti->name, ti->ndim, NULL, &t, &err));
+    if (strncmp (ti->name, "conv_out.", 9) == 0)
+      t.shape[0] = 16;          /* the first 16 output channels */
+    OK (ae_st_writer_add (wr, ti->name, &t, &err));
+  }
+  wdst = g_build_filename (gdir, "diffusion_pytorch_model.safetensors", NULL);
+  OK (ae_st_writer_save (wr, wdst, &err));
+  ae_st_writer_free (wr);
+  ae_st_close (st);
+  cfg = g_build_filename (gdir, "config.json", NULL);
+  REQUIRE (g_file_set_contents (cfg, "{\"_class_name\": \"PoseGuider\", "
+          "\"conditioning_channels\": 3, \"block_out_channels\": [16, 32, 64, "
+          "128], \"conditioning_embedding_channels\": 16}", -1, NULL), "cfg");
+  expect_load_error ("pose guider != unet width", dir,
+      "pose_guider/config.json: conditioning_embedding_channels 16",
+      "block_out_channels[0] 32");
+  rm_tree (dir);
+  g_free (dir);
+  g_free (gdir);
+  g_free (wsrc);
+  g_free (wdst);
+  g_free (cfg);
+}
+
+/* ---- stream ---------------------------------------------------------------- */
+
+static void
+test_frames_in_out (void)
+{
+  const int W = 4, O = 2;
+  const int64_t ns[] = { 1, W - O, W, W + 1, 2 * W + 3 };
+  const int looks[] = { 1, 2, 0 };
+
+  for (size_t li = 0; li < G_N_ELEMENTS (looks); li++)
+    for (size_t ni = 0; ni < G_N_ELEMENTS (ns); ni++) {
+      AeAvatarParams p;
+      AeLatentBlender *b;
+      float *wins, *frame;
+      int lens[64], nw;
+      int64_t idx, out = 0;
+      size_t fs;
+      AeFusionLayout l;
+
+      base_params (&p);
+      p.steps = 1;
+      p.lookahead = looks[li];
+      nw = run_clip (&p, ns[ni], &wins, lens);
+      CHECK (nw == ae_fusion_n_windows (&(AeFusionLayout) { W, O, W - O,
+              p.fusion }, ns[ni]), "N=%lld: %d windows", (long long) ns[ni],
+          nw);
+      OK (ae_fusion_layout_init (&l, W, O, p.fusion, &err));
+      fs = (size_t) 4 * (SIZE / 8) * (SIZE / 8);
+      b = ae_latent_blender_new (&l, fs, &err);
+      REQUIRE (b, "%s", err.msg);
+      frame = g_new (float, fs);
+      for (int k = 0; k < nw; k++) {
+        OK (ae_latent_blender_push (b, k, (int64_t) k * (W - O), lens[k],
+                wins + (size_t) k * W * fs, &err));
+        if (k == nw - 1)
+          ae_latent_blender_finish (b);
+        while (ae_latent_blender_pop (b, &idx, frame) == 1) {
+          CHECK (idx == out, "frame %lld, expected %lld", (long long) idx,
+              (long long) out);
+          out++;
+        }
+      }
+      CHECK (out == ns[ni], "lookahead %d, N=%lld: %lld frames out",
+          looks[li], (long long) ns[ni], (long long) out);
+      CHECK (ae_latent_blender_pop (b, &idx, frame) == 0, "extra frame");
+      printf ("ok   frames in = out: lookahead %d, N = %lld, %d windows\n",
+          looks[li], (long long) ns[ni], nw);
+      ae_latent_blender_free (b);
+      g_free (frame);
+      g_free (wins);
+    }
+}
+
+static void
+test_determinism_and_switches (void)
+{
+  AeAvatarParams p;
+  float *a, *b;
+  int la[16], lb[16];
+  const int64_t N = 6;
+  size_t n = (size_t) 3 * 4 * 4 * 8 * 8;       /* 3 windows x W x fs */
+  int nw;
+  double d;
+
+  base_params (&p);
+  nw = run_clip (&p, N, &a, la);
+  REQUIRE (nw == 2, "windows %d", nw);
+  n = (size_t) nw * 4 * 4 * 8 * 8;
+  run_clip (&p, N, &b, lb);
+  CHECK (memcmp (a, b, n * sizeof (float)) == 0, "same seed differs");
+  printf ("ok   same seed, identical latents\n");
+  g_free (b);
+
+#define SWITCH(nm, stmt) \
+  do { \
+    AeAvatarParams q = p; \
+    float *c; \
+    int lc[16]; \
+    stmt; \
+    run_clip (&q, N, &c, lc); \
+    d = max_diff (a, c, n); \
+    CHECK (d > 1e-3, "%s: output unchanged (max diff %g)", nm, d); \
+    printf ("ok   %s changes the output (max diff %.3g)\n", nm, d); \
+    g_free (c); \
+  } while (0)
+  SWITCH ("reference attention off", q.reference_attention = false);
+  SWITCH ("hand tokens off", q.hand_tokens = false);
+  SWITCH ("temporal attention on", q.temporal_attention = true);
+  SWITCH ("another seed", q.seed = 8);
+  SWITCH ("pose scale 0", q.pose_scale = 0.0f);
+#undef SWITCH
+  /* without temporal attention the frames of a batch are independent, so
+   * two windows predict an overlap frame alike and fusion has no effect;
+   * with it the predictions differ and the fusion weights matter */
+  {
+    AeAvatarParams q = p;
+    float *c, *u;
+    int lc[16];
+    q.temporal_attention = true;
+    run_clip (&q, N, &c, lc);
+    q.fusion = AE_FUSION_UNIFORM;
+    run_clip (&q, N, &u, lc);
+    d = max_diff (c, u, n);
+    CHECK (d > 1e-4, "uniform fusion: output unchanged (max diff %g)", d);
+    printf ("ok   uniform vs progressive fusion (temporal on) differ (max "
+        "diff %.3g)\n", d);
+    g_free (c);
+    g_free (u);
+  }
+  g_free (a);
+}
+
+static float
+triangle (int j, int W)
+{
+  float x = (j + 0.5f) * 2.0f / W;
+  return x < 2.0f - x ? x : 2.0f - x;
+}
+
+/* The papers' whole-clip form, written out naively: one latent per frame,
+ * every window's prediction at every step, the per-frame weighted average
+ * (cond and uncond separately), CFG, one scheduler step per frame. */
+static float *
+naive_clip (const AeAvatarParams * p, int64_t N)
+{
+  AeUNet *u = ae_avatar_model_unet (model);
+  AePoseGuider *g = ae_avatar_model_pose_guider (model);
+  int W = p->window, S = p->window - p->overlap;
+  int C = 4, h = SIZE / 8, w = SIZE / 8, c0 = u->cfg.block_out_channels[0];
+  int D = u->cfg.cross_attention_dim;
+  size_t fs = (size_t) C * h * w, pfs = (size_t) c0 * h * w;
+  size_t tfs = (size_t) AE_AVATAR_HAND_KP * D;
+  AeScheduler *sch;
+  AeArena ar;
+  float *x = g_new (float, N * fs), *xin = g_new (float, N * fs);
+  float *pf = g_new (float, N * pfs), *tk = g_new0 (float, 2 * N * tfs);
+  float *eu = g_new (float, N * fs), *ec = g_new (float, N * fs);
+  float *ws = g_new (float, N);
+  float *bx = g_new (float, 2 * W * fs), *bo = g_new (float, 2 * W * fs);
+  float *br = g_new (float, 2 * W * pfs), *bc = g_new0 (float, 2 * W * tfs);
+  bool mask[64];
+  uint8_t rgb[SIZE * SIZE * 3];
+  float kp[AE_AVATAR_HAND_FLOATS];
+  AeFusionLayout l;
+  int64_t K;
+
+  OK (ae_arena_init (&ar, 0, &err));
+  OK (ae_fusion_layout_init (&l, W, p->overlap, p->fusion, &err));
+  K = ae_fusion_n_windows (&l, N);
+  for (int64_t f = 0; f < N; f++) {
+    AeTensor img, out;
+    float *im = g_new (float, 3 * SIZE * SIZE);
+    make_pose (f, rgb);
+    make_hands (f, kp);
+    for (int c = 0; c < 3; c++)
+      for (int i = 0; i < SIZE * SIZE; i++)
+        im[c * SIZE * SIZE + i] = rgb[i * 3 + c] / 255.0f;
+    img = ae_tensor_4d (im, 1, 3, SIZE, SIZE);
+    out = ae_tensor_4d (pf + f * pfs, 1, c0, h, w);
+    OK (ae_pose_guider_forward (g, &out, &img, &ar, &err));
+    OK (ae_avatar_model_hand_tokens (model, kp, 1, tk + f * tfs, &err));
+    ae_noise_fill (p->seed, AE_NOISE_STREAM_INIT, f, x + f * fs, fs);
+    g_free (im);
+  }
+  OK (ae_scheduler_load_data (&sch, "sched", ae_avatar_model_scheduler_json
+          (model), "ddim", &err));
+  OK (ae_scheduler_set_timesteps (sch, p->steps, &err));
+  for (int64_t i = 0; i < N * (int64_t) fs; i++)
+    x[i] *= ae_scheduler_init_noise_sigma (sch);
+  for (int step = 0; step < p->steps; step++) {
+    float t = ae_scheduler_timestep (sch, step);
+    ae_scheduler_scale_model_input (sch, step, x, xin, N * fs);
+    memset (eu, 0, N * fs * sizeof (float));
+    memset (ec, 0, N * fs * sizeof (float));
+    memset (ws, 0, N * sizeof (float));
+    for (int64_t k = 0; k < K; k++) {
+      int64_t f0 = k * S;
+      int len = (int) MIN ((int64_t) W, N - f0);
+      AeTensor tx = ae_tensor_4d (bx, 2 * len, C, h, w);
+      AeTensor to = ae_tensor_4d (bo, 2 * len, C, h, w);
+      AeTensor tr = ae_tensor_4d (br, 2 * len, c0, h, w);
+      AeTensor tc = ae_tensor_3d (bc, 2 * len, AE_AVATAR_HAND_KP, D);
+      AeUNetHooks hk = { 0 };
+      for (int hf = 0; hf < 2; hf++)
+        for (int j = 0; j < len; j++) {
+          int bi = hf * len + j;
+          memcpy (bx + bi * fs, xin + (f0 + j) * fs, fs * sizeof (float));
+          memcpy (br + bi * pfs, pf + (f0 + j) * pfs, pfs * sizeof (float));
+          if (hf)
+            memcpy (bc + bi * tfs, tk + (f0 + j) * tfs, tfs * sizeof (float));
+          else
+            memset (bc + bi * tfs, 0, tfs * sizeof (float));
+          mask[bi] = hf == 1;
+        }
+      hk.ref_mode = AE_REF_INJECT;
+      hk.bank = (AeRefBank *) ae_avatar_reference_bank (reference);
+      hk.ref_batch_mask = mask;
+      hk.conv_in_residual = &tr;
+      if (p->temporal_attention) {
+        /* all-frame attention spans a call: one call per CFG half */
+        hk.temporal = true;
+        for (int hf = 0; hf < 2; hf++) {
+          AeTensor hx = ae_tensor_4d (bx + hf * len * fs, len, C, h, w);
+          AeTensor ho = ae_tensor_4d (bo + hf * len * fs, len, C, h, w);
+          AeTensor hr = ae_tensor_4d (br + hf * len * pfs, len, c0, h, w);
+          AeTensor hc = ae_tensor_3d (bc + hf * len * tfs, len,
+              AE_AVATAR_HAND_KP, D);
+          hk.ref_mode = hf ? AE_REF_INJECT : AE_REF_OFF;
+          hk.ref_batch_mask = NULL;
+          hk.conv_in_residual = &hr;
+          OK (ae_unet_forward (u, &ho, &hx, &t, 1, &hc, &hk, &ar, &err));
+        }
+      } else {
+        OK (ae_unet_forward (u, &to, &tx, &t, 1, &tc, &hk, &ar, &err));
+      }
+      for (int j = 0; j < len; j++) {
+        float wj = p->fusion == AE_FUSION_UNIFORM ? 1.0f : triangle (j, W);
+        for (size_t q = 0; q < fs; q++) {
+          eu[(f0 + j) * fs + q] += wj * bo[j * fs + q];
+          ec[(f0 + j) * fs + q] += wj * bo[(len + j) * fs + q];
+        }
+        ws[f0 + j] += wj;
+      }
+    }
+    for (int64_t f = 0; f < N; f++) {
+      for (size_t q = 0; q < fs; q++) {
+        float uu = eu[f * fs + q] / ws[f], cc = ec[f * fs + q] / ws[f];
+        eu[f * fs + q] = uu + p->guidance_scale * (cc - uu);
+      }
+      ae_scheduler_step (sch, step, eu + f * fs, x + f * fs, NULL, NULL, fs);
+    }
+  }
+  ae_scheduler_free (sch);
+  ae_arena_clear (&ar);
+  g_free (xin);
+  g_free (pf);
+  g_free (tk);
+  g_free (eu);
+  g_free (ec);
+  g_free (ws);
+  g_free (bx);
+  g_free (bo);
+  g_free (br);
+  g_free (bc);
+  return x;
+}
+
+static void
+test_lookahead_all (void)
+{
+  const int64_t N = 9;          /* W 4 O 2: windows 0-3 2-5 4-7 6-8 */
+  AeAvatarParams p;
+  float *all, *l1, *big, *ref;
+  int la[16], l1n[16], lb[16];
+  size_t fs = (size_t) 4 * 8 * 8;
+  int nw;
+  double worst = 0.0, d1 = 0.0;
+
+  base_params (&p);
+  p.steps = 3;
+  p.lookahead = 0;
+  p.temporal_attention = true;  /* else overlap predictions agree anyway */
+  nw = run_clip (&p, N, &all, la);
+  REQUIRE (nw == 4, "%d windows", nw);
+  ref = naive_clip (&p, N);
+  for (int k = 0; k < nw; k++)
+    for (int j = 0; j < la[k]; j++) {
+      double d = max_diff (all + ((size_t) k * 4 + j) * fs,
+          ref + (size_t) (k * 2 + j) * fs, fs);
+      worst = MAX (worst, d);
+    }
+  CHECK (worst < 2e-4, "lookahead all vs naive whole clip: max diff %g",
+      worst);
+  printf ("ok   lookahead all == naive whole-clip lockstep (max diff "
+      "%.2e)\n", worst);
+
+  p.lookahead = 8;              /* >= the 4 windows: one group at finish */
+  run_clip (&p, N, &big, lb);
+  CHECK (memcmp (all, big, (size_t) nw * 4 * fs * sizeof (float)) == 0,
+      "lookahead 8 != all");
+  printf ("ok   lookahead >= windows == all\n");
+
+  p.lookahead = 1;
+  run_clip (&p, N, &l1, l1n);
+  for (int k = 0; k < nw; k++)
+    d1 = MAX (d1, max_diff (all + (size_t) k * 4 * fs,
+            l1 + (size_t) k * 4 * fs, (size_t) la[k] * fs));
+  CHECK (d1 > 1e-4, "lookahead 1 equals all (%g)", d1);
+  printf ("ok   lookahead 1 != all (max diff %.3g)\n", d1);
+  g_free (all);
+  g_free (big);
+  g_free (l1);
+  g_free (ref);
+}
+
+static void
+test_usage_errors (void)
+{
+  AeAvatarParams p;
+  AeAvatarStream *s;
+  AeAvatarWindow w;
+  uint8_t rgb[SIZE * SIZE * 3];
+  AeError e;
+  int rc;
+
+  base_params (&p);
+  p.steps = 1;
+  OK (ae_avatar_stream_new (&s, model, reference, &p, &err));
+  CHECK (ae_avatar_stream_latency_frames (s) == 3, "latency %lld",
+      (long long) ae_avatar_stream_latency_frames (s));
+  make_pose (0, rgb);
+  for (int f = 0; f < 4; f++)
+    OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
+  OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
+  rc = ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &e);
+  CHECK (rc == -1 && strstr (e.msg, "popped"), "unpopped window: %s",
+      rc ? e.msg : "accepted");
+  CHECK (ae_avatar_stream_frames_pushed (s) == 5, "frame taken");
+  CHECK (ae_avatar_stream_pop_window (s, &w) == 1 && w.index == 0, "pop 0");
+  OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
+  CHECK (ae_avatar_stream_pop_window (s, &w) == 1 && w.index == 1, "pop 1");
+  OK (ae_avatar_stream_finish (s, &err));
+  CHECK (ae_avatar_stream_pop_window (s, &w) == 0, "no window after 6");
+  rc = ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &e);
+  CHECK (rc == -1 && strstr (e.msg, "finish"), "push after finish: %s",
+      rc ? e.msg : "accepted");
+  rc = ae_avatar_stream_push_frame (s, rgb, 10, NULL, &e);
+  CHECK (rc == -1, "short stride accepted");
+  ae_avatar_stream_reset (s);
+  CHECK (ae_avatar_stream_frames_pushed (s) == 0, "reset");
+  OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
+  OK (ae_avatar_stream_finish (s, &err));
+  CHECK (ae_avatar_stream_pop_window (s, &w) == 1 && w.n_frames == 1 &&
+      w.last, "one-frame stream after reset");
+  ae_avatar_stream_free (s);
+
+  /* parameter errors */
+  p.width = 48;
+  rc = ae_avatar_stream_new (&s, model, reference, &p, &e);
+  CHECK (rc == -1 && strstr (e.msg, "48x64"), "size 48: %s", e.msg);
+  base_params (&p);
+  p.overlap = 4;
+  rc = ae_avatar_stream_new (&s, model, reference, &p, &e);
+  CHECK (rc == -1, "overlap == window accepted");
+  base_params (&p);
+  rc = ae_avatar_stream_new (&s, model, NULL, &p, &e);
+  CHECK (rc == -1 && strstr (e.msg, "reference"), "no reference: %s", e.msg);
+  p.reference_attention = false;
+  rc = ae_avatar_stream_new (&s, model, NULL, &p, &e);
+  CHECK (rc == 0, "no reference, reference attention off: %s", e.msg);
+  ae_avatar_stream_free (s);
+  base_params (&p);
+  p.scheduler = AE_SCHEDULER_LCM;
+  p.steps = 100;
+  rc = ae_avatar_stream_new (&s, model, reference, &p, &e);
+  CHECK (rc == -1, "LCM 100 steps accepted");
+  printf ("ok   stream usage and parameter errors\n");
+}
+
+/* LCM and Euler run through the same loop; the LCM per-step noise is a
+ * function of the frame, so the overlap copies of lookahead 2 stay
+ * equal. */
+static void
+test_schedulers (void)
+{
+  AeSchedulerType types[] = { AE_SCHEDULER_EULER, AE_SCHEDULER_LCM };
+
+  for (size_t i = 0; i < G_N_ELEMENTS (types); i++) {
+    AeAvatarParams p;
+    float *wins;
+    int lens[16], nw;
+    size_t fs = (size_t) 4 * 8 * 8;
+    double d, mag = 0.0;
+
+    base_params (&p);
+    p.scheduler = types[i];
+    p.steps = 3;
+    p.lookahead = 2;
+    nw = run_clip (&p, 6, &wins, lens);
+    CHECK (nw == 2, "windows");
+    /* frames 2-3: window 0 positions 2-3 == window 1 positions 0-1 */
+    d = max_diff (wins + 2 * fs, wins + (size_t) 4 * fs, 2 * fs);
+    for (size_t q = 0; q < 2 * 4 * fs; q++)
+      mag = MAX (mag, fabs (wins[q]));
+    CHECK (d < 1e-5 && isfinite (mag) && mag > 0.0,
+        "%s: overlap copies differ by %g (|x| %g)",
+        ae_scheduler_type_name (types[i]), d, mag);
+    printf ("ok   %s: lookahead 2 overlap copies equal (diff %.1e)\n",
+        ae_scheduler_type_name (types[i]), d);
+    g_free (wins);
+  }
+}
+
+/* ---- blender --------------------------------------------------------------- */
+
+static void
+test_blender (void)
+{
+  AeFusionLayout l;
+  AeLatentBlender *b;
+  float win[6 * 2], out[2];
+  int64_t idx, n = 0;
+  const int W = 6, O = 4, N = 13;       /* O > S: three windows per frame */
+  int64_t K;
+  AeError e;
+
+  OK (ae_fusion_layout_init (&l, W, O, AE_FUSION_PROGRESSIVE, &err));
+  b = ae_latent_blender_new (&l, 2, &err);
+  REQUIRE (b, "%s", err.msg);
+  K = ae_fusion_n_windows (&l, N);
+  CHECK (ae_latent_blender_push (b, 1, 2, W, win, &e) == -1,
+      "window 1 first accepted");
+  for (int64_t k = 0; k < K; k++) {
+    int len = ae_fusion_window_length (&l, k, N);
+    for (int j = 0; j < len; j++) {
+      win[2 * j] = (float) (k + 1);     /* value = window */
+      win[2 * j + 1] = (float) (k * 2 + j);     /* = frame index */
+    }
+    OK (ae_latent_blender_push (b, k, k * 2, len, win, &err));
+    while (ae_latent_blender_pop (b, &idx, out) == 1) {
+      double want = 0.0;
+      int64_t k0, k1;
+      ae_fusion_covering (&l, idx, N, &k0, &k1);
+      for (int64_t kk = k0; kk <= k1; kk++)
+        want += (kk + 1) * ae_fusion_weight (&l, idx, kk, N);
+      CHECK (idx == n, "frame %lld expected %lld", (long long) idx,
+          (long long) n);
+      CHECK (fabs (out[0] - want) < 1e-5, "frame %lld: %g, want %g",
+          (long long) idx, out[0], want);
+      CHECK (fabs (out[1] - (float) idx) < 1e-5, "frame %lld carries %g",
+          (long long) idx, out[1]);
+      n++;
+    }
+    /* while the stream goes on, the last O frames wait */
+    if (k < K - 1)
+      CHECK (n == (k + 1) * 2, "after window %lld: %lld frames",
+          (long long) k, (long long) n);
+  }
+  CHECK (n == N, "%lld frames out of %d (last window shortened)",
+      (long long) n, N);
+  CHECK (ae_latent_blender_frames_out (b) == N, "frames_out");
+  CHECK (ae_latent_blender_push (b, K, K * 2, W, win, &e) == -1,
+      "window after the end accepted");
+  ae_latent_blender_reset (b);
+  CHECK (ae_latent_blender_pop (b, &idx, out) == 0, "pop after reset");
+  OK (ae_latent_blender_push (b, 0, 0, W, win, &err));
+  CHECK (ae_latent_blender_push (b, 2, 4, W, win, &e) == -1,
+      "skipped window accepted");
+  ae_latent_blender_free (b);
+  printf ("ok   blender: %d frames once each, in order, weighted blend\n", N);
+}
+
+/* ---- image ----------------------------------------------------------------- */
+
+static void
+test_image (void)
+{
+  char *dir = g_dir_make_tmp ("avatar-image-XXXXXX", NULL);
+  char *path = g_build_filename (dir, "x.png", NULL);
+  uint8_t src[5 * 7 * 3], dst[3 * 3 * 3], *back = NULL;
+  int w = 0, h = 0;
+  AeError e;
+
+  for (int i = 0; i < 5 * 7 * 3; i++)
+    src[i] = (uint8_t) (i * 37 + 11);
+  OK (ae_image_save_png (path, src, 5, 7, 15, &err));
+  OK (ae_image_load_png (path, &back, &w, &h, &err));
+  CHECK (w == 5 && h == 7 && memcmp (back, src, sizeof src) == 0,
+      "PNG round trip");
+  g_free (back);
+  CHECK (ae_image_load_png (dir, &back, &w, &h, &e) == -1 &&
+      strstr (e.msg, dir), "loading a folder: %s", e.msg);
+  memset (src, 200, sizeof src);
+  OK (ae_image_resize (src, 5, 7, 15, dst, 3, 3, 9, &err));
+  for (int i = 0; i < 27; i++)
+    CHECK (dst[i] == 200, "constant image resized to %d", dst[i]);
+  for (int i = 0; i < 5 * 7 * 3; i++)
+    src[i] = (uint8_t) (i * 37 + 11);
+  {
+    uint8_t same[5 * 7 * 3];
+    OK (ae_image_resize (src, 5, 7, 15, same, 5, 7, 15, &err));
+    CHECK (memcmp (same, src, sizeof src) == 0, "same-size resize");
+  }
+  CHECK (ae_image_resize (src, 0, 7, 15, dst, 3, 3, 9, &e) == -1,
+      "empty image resized");
+  g_unlink (path);
+  g_rmdir (dir);
+  g_free (path);
+  g_free (dir);
+  printf ("ok   image: PNG round trip, resize\n");
+}
+
+/* ---- avatar-engine render ---------------------------------------------------- */
+
+static int
+spawn (const char *const *argv, char **out, char **errout)
+{
+  int status = 0;
+  GError *gerr = NULL;
+
+  REQUIRE (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL,
+          NULL, out, errout, &status, &gerr), "spawn %s: %s", argv[0],
+      gerr ? gerr->message : "?");
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  return -1;
+}
+
+/* A 7-frame pose file (the reference's own pose, its hands moving), the
+ * CLI at 64x64: 7 PNGs, the saved latents of 7 frames, a progress line per
+ * window; bad flags exit 2, a bad model 1 naming the folder. */
+static void
+test_tool (const char *tool)
+{
+  char *dir = g_dir_make_tmp ("avatar-render-XXXXXX", NULL);
+  char *poses = g_build_filename (dir, "poses.jsonl", NULL);
+  char *outdir = g_build_filename (dir, "out", NULL);
+  char *save = g_build_filename (dir, "lat.safetensors", NULL);
+  char *json = g_build_filename (model_dir, "references", "identity_00.json",
+      NULL);
+  char *text, *out = NULL, *eout = NULL;
+  GString *lines = g_string_new (NULL);
+  AeSafetensors *st;
+  const AeStTensorInfo *ti;
+  int rc;
+
+  REQUIRE (g_file_get_contents (json, &text, NULL, NULL), "%s", json);
+  g_strstrip (text);
+  for (int f = 0; f < 7; f++)
+    g_string_append_printf (lines, "%s\n", text);
+  REQUIRE (g_file_set_contents (poses, lines->str, -1, NULL), "%s", poses);
+  {
+    const char *argv[] = { tool, "render", "--model", model_dir, "--poses",
+      poses, "--out", outdir, "--size", "64x64", "--steps", "2", "--window",
+      "4", "--overlap", "1", "--threads", "2", "--save-latents", save,
+      "--seed", "3", NULL
+    };
+    rc = spawn (argv, &out, &eout);
+  }
+  CHECK (rc == 0, "render exited %d: %s", rc, eout);
+  for (int f = 0; f < 8; f++) {
+    char name[32];
+    char *png;
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    snprintf (name, sizeof name, "%05d.png", f);
+    png = g_build_filename (outdir, name, NULL);
+    if (f < 7) {
+      CHECK (ae_image_load_png (png, &rgb, &w, &h, &err) == 0 && w == 64 &&
+          h == 64, "%s: %s", png, err.msg);
+    } else {
+      CHECK (!g_file_test (png, G_FILE_TEST_EXISTS), "extra frame %s", png);
+    }
+    g_free (rgb);
+    g_free (png);
+  }
+  CHECK (out && strstr (out, "window 0: frames 0-3") &&
+      strstr (out, "window 1: frames 3-6") && strstr (out, "rendered 7"),
+      "progress lines: %s", out);
+  OK (ae_st_open (&st, save, &err));
+  ti = ae_st_find (st, "latents");
+  CHECK (ti && ti->ndim == 4 && ti->shape[0] == 7 && ti->shape[1] == 4 &&
+      ti->shape[2] == 8 && ti->shape[3] == 8, "saved latents shape");
+  ti = ae_st_find (st, "pose");
+  CHECK (ti && ti->dtype == AE_DTYPE_U8 && ti->shape[0] == 7, "saved pose");
+  ti = ae_st_find (st, "hand_keypoints");
+  CHECK (ti && ti->shape[0] == 7 && ti->shape[1] == 42, "saved hands");
+  CHECK (ae_st_find (st, "noise_init") && ae_st_find (st, "reference") &&
+      ae_st_find (st, "reference_hand_keypoints"), "saved inputs");
+  ae_st_close (st);
+  g_free (out);
+  g_free (eout);
+  {
+    const char *argv[] = { tool, "render", "--model", model_dir, "--poses",
+      poses, "--out", outdir, "--window", "zero", NULL
+    };
+    rc = spawn (argv, &out, &eout);
+    CHECK (rc == 2 && strstr (eout, "--window"), "bad flag: %d %s", rc,
+        eout);
+    g_free (out);
+    g_free (eout);
+  }
+  {
+    const char *argv[] = { tool, "render", "--model", dir, "--poses",
+      poses, "--out", outdir, NULL
+    };
+    rc = spawn (argv, &out, &eout);
+    CHECK (rc == 1 && strstr (eout, dir), "bad model: %d %s", rc, eout);
+    g_free (out);
+    g_free (eout);
+  }
+  printf ("ok   avatar-engine render: 7 frames in, 7 PNGs out, latents "
+      "saved, usage errors\n");
+  g_free (text);
+  g_string_free (lines, TRUE);
+  {
+    GDir *d = g_dir_open (outdir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d))) {
+      char *p = g_build_filename (outdir, name, NULL);
+      g_unlink (p);
+      g_free (p);
+    }
+    if (d)
+      g_dir_close (d);
+  }
+  g_rmdir (outdir);
+  g_unlink (poses);
+  g_unlink (save);
+  g_rmdir (dir);
+  g_free (dir);
+  g_free (poses);
+  g_free (outdir);
+  g_free (save);
+  g_free (json);
+}
+
+int
+main (int argc, char **argv)
+{
+  char *ref_png;
+  uint8_t *rgb;
+  int w, h;
+  float kp[AE_AVATAR_HAND_FLOATS];
+
+  if (argc < 2) {
+    fprintf (stderr, "usage: test_avatar MODEL_DIR\n");
+    return 2;
+  }
+  model_dir = argv[1];
+  ae_threads_init (2);
+  OK (ae_avatar_model_load (&model, model_dir, &err));
+  ref_png = g_build_filename (model_dir, "references", "identity_00.png",
+      NULL);
+  OK (ae_image_load_png (ref_png, &rgb, &w, &h, &err));
+  make_hands (0, kp);
+  OK (ae_avatar_reference_new (&reference, model, rgb, w, h, w * 3, kp, SIZE,
+          SIZE, &err));
+  CHECK (ae_avatar_reference_width (reference) == SIZE, "reference width");
+  g_free (rgb);
+  g_free (ref_png);
+
+  test_image ();
+  test_model ();
+  test_model_errors ();
+  test_model_mismatch ();
+  test_blender ();
+  test_usage_errors ();
+  test_frames_in_out ();
+  test_determinism_and_switches ();
+  test_lookahead_all ();
+  test_schedulers ();
+  if (argc > 2)
+    test_tool (argv[2]);
+
+  ae_avatar_reference_unref (reference);
+  ae_avatar_model_unref (model);
+  if (ae_test_failures) {
+    fprintf (stderr, "%d failures\n", ae_test_failures);
+    return 1;
+  }
+  printf ("all avatar pipeline tests passed\n");
+  return 0;
+}
