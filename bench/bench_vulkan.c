@@ -1,18 +1,32 @@
 /* Vulkan backend throughput next to the CPU ops: per op the best-of-N
  * time on the Vulkan device (record + one submit + wait, so it includes
  * the submit overhead) and on the CPU, and GFLOP/s for the matrix ops.
- * Prints the device's name. Not a test: figures only.
+ * Prints the device's name and its measured peak (an FMA probe shader).
+ * Not a test: figures only.
  *   bench_vulkan [repeats] [--full]
- * Default shapes are small enough for lavapipe on 2 cores; --full uses
- * SD 1.5 shapes at 64x64 latents (for a real GPU). */
+ *   bench_vulkan --unet [DIR] [--batch B] [--latent S] [--ctx L] [repeats]
+ *   bench_vulkan --unet --sd15 [--batch B] [--latent S] [repeats]
+ * Default op shapes are small enough for lavapipe on 2 cores; --full uses
+ * SD 1.5 shapes at 64x64 latents (for a real GPU). --unet times one whole
+ * UNet step (one command buffer) on Vulkan and on the CPU backend in the
+ * same run: DIR defaults to models/avatar-default/unet (from the source
+ * tree, $AVATAR_SOURCE_DIR or the working directory), batch 32 (2 x 16
+ * frames: CFG over a 16-frame window), 32x32 latents, 16 context tokens;
+ * --sd15 uses a random UNet of the SD 1.5 config instead (3.4 GB of f32
+ * weights: for a GPU machine). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <glib.h>
+
 #include "ops.h"
+#include "threads.h"
+#include "unet.h"
 #include "vk-ops.h"
+#include "vk-unet.h"
 
 static AeVkContext ctx;
 static AeArena arena;
@@ -283,17 +297,188 @@ bench_norm_silu (int64_t bn, int64_t c, int64_t hw)
   release (&a);
 }
 
+/* ---- device peak ---------------------------------------------------- */
+
+/* Best-of-N FLOP/s of peak.comp: 2^20 invocations x 8 FMA chains. */
+static double
+measure_peak (void)
+{
+  struct { uint32_t n, iters; float a, b; } push = { 1u << 20, 2048,
+    0.999f, 1e-3f
+  };
+  AeVkBuffer *buf;
+  AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
+  AeError err;
+  uint32_t gx, gy;
+  double best = 1e30;
+
+  buf = ae_vk_pool_acquire (&ctx, push.n * sizeof (float), &err);
+  if (buf == NULL)
+    return 0;
+  bind[0] = buf;
+  ae_vk_grid_1d (push.n, 256, &gx, &gy);
+  for (int r = 0; r <= repeats; r++) {
+    double t0 = now ();
+    if (ae_vk_dispatch (&ctx, AE_VK_OP_PEAK, bind, &push, gx, gy, 1,
+            &err) < 0 || ae_vk_submit (&ctx, &err) < 0) {
+      fprintf (stderr, "bench_vulkan: peak: %s\n", err.msg);
+      return 0;
+    }
+    if (r > 0 && now () - t0 < best)
+      best = now () - t0;
+  }
+  ae_vk_pool_release (&ctx, buf);
+  return 16.0 * push.n * push.iters / best;
+}
+
+/* ---- whole UNet step ------------------------------------------------- */
+
+static AeUNetConfig
+sd15_config (void)
+{
+  AeUNetConfig c;
+  static const int boc[4] = { 320, 640, 1280, 1280 };
+
+  memset (&c, 0, sizeof c);
+  c.in_channels = c.out_channels = 4;
+  c.n_levels = 4;
+  for (int i = 0; i < 4; i++) {
+    c.block_out_channels[i] = boc[i];
+    c.heads[i] = 8;
+    c.down_types[i] = i < 3 ? AE_BLOCK_CROSS_ATTN_DOWN : AE_BLOCK_DOWN;
+    c.up_types[i] = i == 0 ? AE_BLOCK_UP : AE_BLOCK_CROSS_ATTN_UP;
+  }
+  c.layers_per_block = 2;
+  c.transformer_layers_per_block = 1;
+  c.cross_attention_dim = 768;
+  c.norm_num_groups = 32;
+  c.norm_eps = 1e-5f;
+  c.flip_sin_to_cos = true;
+  c.downsample_padding = 1;
+  c.mid_block_scale_factor = c.resnet_out_scale_factor = 1.0f;
+  c.time_embed_dim = 4 * boc[0];
+  return c;
+}
+
+static AeTensor
+heap_copy (AeTensor t)
+{
+  float *d = g_memdup2 (t.data, (gsize) ae_tensor_numel (&t) * sizeof (float));
+
+  t.data = d;
+  return t;
+}
+
+static int
+bench_unet (const char *dir, bool sd15, int64_t batch, int64_t latent,
+    int64_t ctx_len, double peak)
+{
+  AeUNet *u = NULL;
+  AeVkUNet *vu = NULL;
+  AeError err;
+  AeTensor x = { 0 }, c = { 0 }, o_vk = { 0 }, o_cpu = { 0 };
+  float t = 500.0f;
+  double tv = 1e30, tc = 1e30, macs, max_abs = 0, rel = 0;
+  int ret = 1;
+
+  if (sd15) {
+    AeUNetConfig cfg = sd15_config ();
+    if (ae_unet_new_random (&u, &cfg, 1, &err) < 0)
+      goto fail;
+  } else if (ae_unet_load (&u, dir, &err) < 0) {
+    goto fail;
+  }
+  if (ae_vk_unet_new (&vu, &ctx, u, &err) < 0)
+    goto fail;
+  /* Heap copies: the CPU pass resets the arena after every step. */
+  x = heap_copy (host_rand (4, D (batch, u->cfg.in_channels, latent,
+              latent), 5));
+  c = heap_copy (host_rand (3, D (batch, ctx_len,
+              u->cfg.cross_attention_dim), 6));
+  o_vk = heap_copy (host_rand (4, D (batch, u->cfg.out_channels, latent,
+              latent), 7));
+  o_cpu = heap_copy (o_vk);
+  ae_arena_reset (&arena, NULL);
+  macs = ae_unet_macs (u, batch, latent, latent, ctx_len);
+  printf ("unet %s: batch %lld, %lldx%lld latents, %lld context tokens, "
+      "%.1f GFLOP per step, %.1f MB of weights on the device\n",
+      sd15 ? "SD 1.5 config (random weights)" : dir, (long long) batch,
+      (long long) latent, (long long) latent, (long long) ctx_len,
+      2 * macs * 1e-9, ctx.weight_bytes / 1e6);
+  for (int r = 0; r <= repeats; r++) {
+    double t0 = now ();
+    if (ae_vk_unet_forward (vu, &o_vk, &x, &t, 1, &c, NULL, &err) < 0)
+      goto fail;
+    if (r > 0 && now () - t0 < tv)
+      tv = now () - t0;
+  }
+  printf ("  vulkan: %9.1f ms per step %8.1f GFLOP/s (%4.1f%% of the "
+      "measured peak), %llu dispatches in %llu submit(s)\n", tv * 1e3,
+      2 * macs / tv * 1e-9, peak > 0 ? 100.0 * 2 * macs / tv / peak : 0.0,
+      (unsigned long long) ae_vk_unet_last_dispatches (vu),
+      (unsigned long long) ae_vk_unet_last_submits (vu));
+  fflush (stdout);
+  for (int r = 0; r <= repeats; r++) {
+    double t0 = now ();
+    if (ae_unet_forward (u, &o_cpu, &x, &t, 1, &c, NULL, &arena, &err) < 0
+        || ae_arena_reset (&arena, &err) < 0)
+      goto fail;
+    if (r > 0 && now () - t0 < tc)
+      tc = now () - t0;
+  }
+  ae_compare (&o_vk, &o_cpu, &max_abs, &rel, &err);
+  printf ("  cpu:    %9.1f ms per step %8.1f GFLOP/s (%d threads)\n",
+      tc * 1e3, 2 * macs / tc * 1e-9, ae_threads_count ());
+  printf ("  vulkan / cpu time: %.2f; outputs max abs %.2e, rel L2 %.2e\n",
+      tv / tc, max_abs, rel);
+  ret = 0;
+  goto done;
+fail:
+  fprintf (stderr, "bench_vulkan: unet: %s\n", err.msg);
+done:
+  g_free (x.data);
+  g_free (c.data);
+  g_free (o_vk.data);
+  g_free (o_cpu.data);
+  ae_vk_unet_free (vu);
+  ae_unet_free (u);
+  return ret;
+}
+
 int
 main (int argc, char **argv)
 {
   AeError err;
-  bool full = false;
+  bool full = false, unet = false, sd15 = false;
+  const char *unet_dir = NULL;
+  int64_t batch = 32, latent = 32, ctx_len = 16;
+  char *default_dir = NULL;
+  double peak;
+  int ret = 0;
 
   for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp (argv[i], "--full") == 0)
       full = true;
+    else if (strcmp (argv[i], "--unet") == 0) {
+      unet = true;
+      if (v && v[0] != '-' && !g_ascii_isdigit (v[0]))
+        unet_dir = argv[++i];
+    } else if (strcmp (argv[i], "--sd15") == 0)
+      sd15 = unet = true;
+    else if (strcmp (argv[i], "--batch") == 0 && v)
+      batch = atoi (argv[++i]);
+    else if (strcmp (argv[i], "--latent") == 0 && v)
+      latent = atoi (argv[++i]);
+    else if (strcmp (argv[i], "--ctx") == 0 && v)
+      ctx_len = atoi (argv[++i]);
     else
       repeats = atoi (argv[i]) > 0 ? atoi (argv[i]) : repeats;
+  }
+  if (batch < 1 || latent < 1 || ctx_len < 1) {
+    fprintf (stderr, "bench_vulkan: --batch, --latent and --ctx must be "
+        ">= 1\n");
+    return 2;
   }
   if (ae_vk_context_init (&ctx, &err) < 0) {
     fprintf (stderr, "bench_vulkan: %s\n", err.msg);
@@ -301,9 +486,21 @@ main (int argc, char **argv)
     return 1;
   }
   ae_arena_init (&arena, 0, &err);
-  printf ("device: %s (%s), best of %d\n", ae_vk_device_name (&ctx),
-      ae_vk_device_type_name (&ctx), repeats);
-  if (full) {
+  ae_threads_init (0);
+  peak = measure_peak ();
+  printf ("device: %s (%s), measured peak %.1f GFLOP/s (FMA probe), best "
+      "of %d\n", ae_vk_device_name (&ctx), ae_vk_device_type_name (&ctx),
+      peak * 1e-9, repeats);
+  if (unet) {
+    if (unet_dir == NULL && !sd15) {
+      const char *src = g_getenv ("AVATAR_SOURCE_DIR");
+      default_dir = g_build_filename (src ? src : ".", "models",
+          "avatar-default", "unet", NULL);
+      unet_dir = default_dir;
+    }
+    ret = bench_unet (unet_dir, sd15, batch, latent, ctx_len, peak);
+    g_free (default_dir);
+  } else if (full) {
     /* SD 1.5 at 64x64 latents, batch 2 (classifier-free guidance) */
     bench_linear (2 * 4096, 320, 2560);
     bench_linear (2 * 1024, 640, 640);
@@ -323,5 +520,5 @@ main (int argc, char **argv)
   }
   ae_arena_clear (&arena);
   ae_vk_context_free (&ctx);
-  return 0;
+  return ret;
 }

@@ -9,6 +9,8 @@
 #include <glib.h>
 
 #include "avatar-engine.h"
+#include "tool-render.h"
+#include "backend.h"
 
 typedef struct {
   const char *component;
@@ -27,10 +29,12 @@ usage (void)
       "usage:\n"
       "  avatar-engine run unet|vae-encode|vae-decode|pose-guider --model DIR "
       "--in IN.safetensors --out OUT.safetensors\n"
-      "      [--repeat N] [--threads N] [--device cpu|vulkan] [--acts]\n"
+      "      [--repeat N] [--threads N] [--device cpu|vulkan|auto] [--acts]\n"
       "  avatar-engine sample --unet DIR --vae DIR --scheduler-config FILE "
       "--steps N --guidance G --in IN --out OUT [--threads N]\n"
-      "  avatar-engine compare A.safetensors B.safetensors\n");
+      "      [--device cpu|vulkan|auto]\n"
+      "  avatar-engine compare A.safetensors B.safetensors\n"
+      AE_TOOL_RENDER_USAGE);
   return 2;
 }
 
@@ -163,9 +167,10 @@ act_sink (void *user, const char *name, const AeTensor * t)
 }
 
 static int
-run_unet (const Args * a, AeError * err)
+run_unet (const Args * a, AeBackend * be, AeError * err)
 {
   AeUNet *u = NULL;
+  AeBackendUNet *bu = NULL;
   AeSafetensors *in = NULL;
   AeTensor sample = { 0 }, ts = { 0 }, ctx = { 0 }, out = { 0 };
   AeArena arena;
@@ -177,6 +182,7 @@ run_unet (const Args * a, AeError * err)
 
   ae_arena_init (&arena, 0, NULL);
   if (ae_unet_load (&u, a->model, err) < 0 ||
+      ae_backend_unet_new (&bu, be, u, err) < 0 ||
       ae_st_open (&in, a->in, err) < 0 ||
       read_input (in, "sample", &sample, err) < 0 ||
       read_input (in, "timestep", &ts, err) < 0 ||
@@ -190,7 +196,7 @@ run_unet (const Args * a, AeError * err)
   for (int i = 0; i < n_calls; i++) {
     /* Activations only on the first call (they are copied). */
     double t0 = now_s ();
-    if (ae_unet_forward (u, &out, &sample, ts.data,
+    if (ae_backend_unet_forward (bu, &out, &sample, ts.data,
             (int) ae_tensor_numel (&ts), &ctx,
             a->acts && i == 0 ? &hooks : NULL, &arena, err) < 0)
       goto done;
@@ -214,6 +220,7 @@ done:
   g_free (out.data);
   ae_st_writer_free (w);
   ae_st_close (in);
+  ae_backend_unet_free (bu);
   ae_unet_free (u);
   ae_arena_clear (&arena);
   return ret;
@@ -228,9 +235,10 @@ vae_act_sink (void *user, const char *name, const AeTensor * t)
 /* vae-encode: sample (B, 3, H, W) in [-1, 1] -> mean, logvar;
  * vae-decode: latent (already / scaling_factor) -> sample. */
 static int
-run_vae (const Args * a, bool encode, AeError * err)
+run_vae (const Args * a, bool encode, AeBackend * be, AeError * err)
 {
   AeVae *v = NULL;
+  AeBackendVae *bv = NULL;
   AeSafetensors *in = NULL;
   AeTensor x = { 0 }, y = { 0 }, lv = { 0 };
   AeArena arena;
@@ -240,8 +248,9 @@ run_vae (const Args * a, bool encode, AeError * err)
   double *times = g_new0 (double, n_calls);
 
   ae_arena_init (&arena, 0, NULL);
-  if (ae_vae_load (&v, a->model, err) < 0 || ae_st_open (&in, a->in, err) < 0
-      || read_input (in, encode ? "sample" : "latent", &x, err) < 0)
+  if (ae_vae_load (&v, a->model, err) < 0 ||
+      ae_backend_vae_new (&bv, be, v, err) < 0 ||
+      ae_st_open (&in, a->in, err) < 0 || read_input (in, encode ? "sample" : "latent", &x, err) < 0)
     goto done;
   if (x.ndim != 4) {
     ae_error (err, "%s: tensor '%s': expected 4 dims (B,C,H,W)", a->in,
@@ -265,8 +274,8 @@ run_vae (const Args * a, bool encode, AeError * err)
     double t0 = now_s ();
     AeVaeActFn fn = a->acts && i == 0 ? vae_act_sink : NULL;
     int rc = encode ?
-        ae_vae_encode (v, &x, &y, &lv, fn, &sink, &arena, err) :
-        ae_vae_decode (v, &x, &y, fn, &sink, &arena, err);
+        ae_backend_vae_encode (bv, &x, &y, &lv, fn, &sink, &arena, err) :
+        ae_backend_vae_decode (bv, &x, &y, fn, &sink, &arena, err);
     if (rc < 0 || ae_arena_reset (&arena, err) < 0)
       goto done;
     times[i] = now_s () - t0;
@@ -288,6 +297,7 @@ done:
   g_free (lv.data);
   ae_st_writer_free (w);
   ae_st_close (in);
+  ae_backend_vae_free (bv);
   ae_vae_free (v);
   ae_arena_clear (&arena);
   return ret;
@@ -296,9 +306,10 @@ done:
 /* image = vae.decode(latent / scaling_factor) into the writer. */
 static int
 decode_image (const char *dir, const AeTensor * latent, AeStWriter * w,
-    AeError * err)
+    AeBackend * be, AeError * err)
 {
   AeVae *v = NULL;
+  AeBackendVae *bv = NULL;
   AeArena arena;
   AeTensor z = *latent, img = { 0 };
   int ret = -1;
@@ -306,7 +317,8 @@ decode_image (const char *dir, const AeTensor * latent, AeStWriter * w,
 
   ae_arena_init (&arena, 0, NULL);
   z.data = g_new (float, n);
-  if (ae_vae_load (&v, dir, err) < 0)
+  if (ae_vae_load (&v, dir, err) < 0 ||
+      ae_backend_vae_new (&bv, be, v, err) < 0)
     goto done;
   for (int64_t i = 0; i < n; i++)
     z.data[i] = latent->data[i] / ae_vae_scaling_factor (v);
@@ -316,12 +328,13 @@ decode_image (const char *dir, const AeTensor * latent, AeStWriter * w,
         z.shape[2] * f, z.shape[3] * f);
   }
   img.data = g_new (float, ae_tensor_numel (&img));
-  if (ae_vae_decode (v, &z, &img, NULL, NULL, &arena, err) == 0 &&
+  if (ae_backend_vae_decode (bv, &z, &img, NULL, NULL, &arena, err) == 0 &&
       ae_st_writer_add (w, "image", &img, err) == 0)
     ret = 0;
 done:
   g_free (z.data);
   g_free (img.data);
+  ae_backend_vae_free (bv);
   ae_vae_free (v);
   ae_arena_clear (&arena);
   return ret;
@@ -367,43 +380,67 @@ done:
   return ret;
 }
 
+/* --device: opens the backend; `auto` says on stderr when it fell back to
+ * the CPU and why. */
+static int
+open_backend (AeDevice dev, AeBackend ** be)
+{
+  AeError err = { {0} };
+
+  if (ae_backend_open (be, dev, &err) < 0) {
+    fprintf (stderr, "avatar-engine: --device %s: %s\n",
+        ae_device_name (dev), err.msg);
+    return -1;
+  }
+  if (dev != AE_DEVICE_CPU)
+    fprintf (stderr, "avatar-engine: device %s%s%s\n",
+        ae_backend_describe (*be), *ae_backend_note (*be) ? " -- " : "",
+        ae_backend_note (*be));
+  return 0;
+}
+
 static int
 cmd_run (int argc, char **argv)
 {
   Args a;
   AeError err = { {0} };
+  AeDevice dev;
+  AeBackend *be = NULL;
   int ret;
 
   if (argc < 3 || parse_args (&a, argc, argv, 3) < 0)
     return usage ();
   a.component = argv[2];
-  if (strcmp (a.device, "vulkan") == 0) {
-    fprintf (stderr, "avatar-engine: --device vulkan: the Vulkan backend is "
-        "not built yet (use --device cpu)\n");
-    return 1;
-  }
-  if (strcmp (a.device, "cpu") != 0) {
-    fprintf (stderr, "avatar-engine: --device: unknown device '%s'\n",
-        a.device);
+  if (ae_device_parse (a.device, &dev, &err) < 0) {
+    fprintf (stderr, "avatar-engine: --device: %s\n", err.msg);
     return 2;
   }
   if (a.model == NULL || a.in == NULL || a.out == NULL) {
     fprintf (stderr, "avatar-engine: run needs --model, --in and --out\n");
     return 2;
   }
+  if (strcmp (a.component, "pose-guider") == 0 && dev == AE_DEVICE_VULKAN) {
+    fprintf (stderr, "avatar-engine: --device vulkan: the pose guider runs "
+        "on the CPU only (use --device cpu or auto)\n");
+    return 1;
+  }
   ae_threads_init (a.threads);
+  if (open_backend (dev, &be) < 0)
+    return 1;
   if (strcmp (a.component, "unet") == 0) {
-    ret = run_unet (&a, &err);
+    ret = run_unet (&a, be, &err);
   } else if (strcmp (a.component, "pose-guider") == 0) {
     ret = run_pose_guider (&a, &err);
   } else if (strcmp (a.component, "vae-encode") == 0 ||
       strcmp (a.component, "vae-decode") == 0) {
-    ret = run_vae (&a, strcmp (a.component, "vae-encode") == 0, &err);
+    ret = run_vae (&a, strcmp (a.component, "vae-encode") == 0, be, &err);
   } else {
     fprintf (stderr, "avatar-engine: run: unknown component '%s' (unet, "
         "vae-encode, vae-decode, pose-guider)\n", a.component);
+    ae_backend_free (be);
     return 2;
   }
+  ae_backend_free (be);
   if (ret < 0) {
     fprintf (stderr, "avatar-engine: %s\n", err.msg);
     return 1;
@@ -465,6 +502,7 @@ cmd_compare (int argc, char **argv)
 
 typedef struct {
   AeUNet *u;
+  AeBackendUNet *bu;            /* u on the --device backend */
   AeArena arena;
   AeTensor ctx;                 /* (2 or 1, L, D): uncond half first */
   AeTensor x2, out2;            /* batched model input / output */
@@ -495,8 +533,8 @@ sample_eps (void *user, int step, float t, const float *x_in, int cfg,
     if (c->ctx.shape[0] == 2)
       ctx.data += ae_tensor_numel (&c->ctx) / 2;
   }
-  if (ae_unet_forward (c->u, &o, &x, &t, 1, &ctx, NULL, &c->arena, err) < 0
-      || ae_arena_reset (&c->arena, err) < 0)
+  if (ae_backend_unet_forward (c->bu, &o, &x, &t, 1, &ctx, NULL, &c->arena,
+          err) < 0 || ae_arena_reset (&c->arena, err) < 0)
     return -1;
   snprintf (key, sizeof key, "step%02d.unet_out", step);
   return ae_st_writer_add (c->w, key, &o, err);
@@ -515,7 +553,7 @@ sample_hook (void *user, int step, float *latents, size_t n, AeError * err)
 }
 
 static int
-sample_run (const Args * a, AeError * err)
+sample_run (const Args * a, AeBackend * be, AeError * err)
 {
   SampleCtx c;
   AeScheduler *s = NULL;
@@ -529,6 +567,7 @@ sample_run (const Args * a, AeError * err)
   c.w = ae_st_writer_new ();
   ae_arena_init (&c.arena, 0, NULL);
   if (ae_unet_load (&c.u, a->unet, err) < 0 ||
+      ae_backend_unet_new (&c.bu, be, c.u, err) < 0 ||
       ae_scheduler_load (&s, a->scheduler_config, NULL, err) < 0 ||
       ae_scheduler_set_timesteps (s, a->steps, err) < 0 ||
       ae_st_open (&in, a->in, err) < 0 ||
@@ -557,7 +596,7 @@ sample_run (const Args * a, AeError * err)
   if (ae_sample (s, &p, noise.data, c.n, scratch, err) < 0 ||
       ae_st_writer_add (c.w, "latent", &noise, err) < 0)
     goto done;
-  if (a->vae != NULL && decode_image (a->vae, &noise, c.w, err) < 0)
+  if (a->vae != NULL && decode_image (a->vae, &noise, c.w, be, err) < 0)
     goto done;
   ret = ae_st_writer_save (c.w, a->out, err);
 done:
@@ -567,6 +606,7 @@ done:
   g_free (c.ctx.data);
   ae_st_close (in);
   ae_scheduler_free (s);
+  ae_backend_unet_free (c.bu);
   ae_unet_free (c.u);
   ae_arena_clear (&c.arena);
   ae_st_writer_free (c.w);
@@ -578,6 +618,9 @@ cmd_sample (int argc, char **argv)
 {
   Args a;
   AeError err = { {0} };
+  AeDevice dev;
+  AeBackend *be = NULL;
+  int ret;
 
   if (parse_args (&a, argc, argv, 2) < 0)
     return usage ();
@@ -587,8 +630,16 @@ cmd_sample (int argc, char **argv)
         "--scheduler-config, --steps, --in and --out\n");
     return 2;
   }
+  if (ae_device_parse (a.device, &dev, &err) < 0) {
+    fprintf (stderr, "avatar-engine: --device: %s\n", err.msg);
+    return 2;
+  }
   ae_threads_init (a.threads);
-  if (sample_run (&a, &err) < 0) {
+  if (open_backend (dev, &be) < 0)
+    return 1;
+  ret = sample_run (&a, be, &err);
+  ae_backend_free (be);
+  if (ret < 0) {
     fprintf (stderr, "avatar-engine: %s\n", err.msg);
     return 1;
   }
@@ -606,5 +657,7 @@ main (int argc, char **argv)
     return cmd_compare (argc, argv);
   if (strcmp (argv[1], "sample") == 0)
     return cmd_sample (argc, argv);
+  if (strcmp (argv[1], "render") == 0)
+    return ae_tool_render (argc, argv);
   return usage ();
 }

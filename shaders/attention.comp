@@ -3,7 +3,8 @@
  * each invocation owns one query row of one head; the workgroup walks the
  * keys in tiles of KT that it stages in shared memory, so memory stays
  * O(KT x d) whatever the sequence lengths. Extra key/value tokens
- * (reference attention) follow the ordinary keys.
+ * (reference attention) follow the ordinary keys, for every batch element
+ * or (use_mask) for those whose bit is set.
  * q (B, Lq, heads*d), k/v (B, Lk, heads*d), k_extra/v_extra (Be, Le, ...). */
 #include "common.glsl"
 #define WG 64
@@ -19,6 +20,7 @@ AE_BUF (5, ve);
 layout (push_constant) uniform Push {
   uint lq; uint lk; uint le; uint heads; uint d; uint extra_shared;
   float scale;
+  uint use_mask; uvec4 mask;    /* bit b: batch b uses the extra tokens */
 } pc;
 
 shared float ks[KT * MAX_D];
@@ -40,7 +42,11 @@ void main ()
     qv[j] = in_range ? q[(b * pc.lq + qi) * hd + h * pc.d + j] * pc.scale : 0.0;
     acc[j] = 0.0;
   }
-  uint total = pc.lk + pc.le;
+  /* Reference attention with a per-batch mask (CFG: the unconditional
+   * half attends to its own tokens only). b is uniform per workgroup. */
+  bool extra_on = pc.use_mask == 0u
+      || ((pc.mask[b / 32u] >> (b % 32u)) & 1u) != 0u;
+  uint total = pc.lk + (extra_on ? pc.le : 0u);
   uint be = pc.extra_shared != 0u ? 0u : b;
   for (uint k0 = 0u; k0 < total; k0 += KT) {
     uint nk = min (KT, total - k0);

@@ -10,7 +10,22 @@
 layout (local_size_x = 16, local_size_y = 16) in;
 AE_BUF (0, y);
 AE_BUF (1, x);
+#ifdef AE_F16W
+/* Weights stored as packed f16 pairs (element 2k in the low half of word
+ * k): half the memory traffic; unpackHalf2x16 needs no device feature. */
+layout (std430, set = 0, binding = 2) buffer Buf2 { uint w_packed[]; };
+float load_w (uint i)
+{
+  vec2 p = unpackHalf2x16 (w_packed[i >> 1u]);
+  return (i & 1u) != 0u ? p.y : p.x;
+}
+#else
 AE_BUF (2, w);
+float load_w (uint i)
+{
+  return w[i];
+}
+#endif
 AE_BUF (3, bias);
 layout (push_constant) uniform Push {
   uint cin; uint h; uint w; uint cout; uint ho; uint wo;
@@ -36,7 +51,7 @@ void main ()
     for (uint e = tid; e < TS * TK; e += 256u) {
       uint r = e / TK, kk = e % TK;
       uint gk = k0 + kk, co = co0 + r;
-      ws[r][kk] = (co < pc.cout && gk < kdim) ? w[co * kdim + gk] : 0.0;
+      ws[r][kk] = (co < pc.cout && gk < kdim) ? load_w (co * kdim + gk) : 0.0;
 
       /* same e reinterpreted as (kk2, pixel) for the input gather */
       uint kk2 = e / TS, pc2 = e % TS;

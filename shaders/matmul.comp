@@ -8,7 +8,22 @@
 layout (local_size_x = 16, local_size_y = 16) in;
 AE_BUF (0, y);
 AE_BUF (1, x);
+#ifdef AE_F16W
+/* Weights stored as packed f16 pairs (element 2k in the low half of word
+ * k): half the memory traffic; unpackHalf2x16 needs no device feature. */
+layout (std430, set = 0, binding = 2) buffer Buf2 { uint w_packed[]; };
+float load_w (uint i)
+{
+  vec2 p = unpackHalf2x16 (w_packed[i >> 1u]);
+  return (i & 1u) != 0u ? p.y : p.x;
+}
+#else
 AE_BUF (2, w);
+float load_w (uint i)
+{
+  return w[i];
+}
+#endif
 AE_BUF (3, bias);
 layout (push_constant) uniform Push { uint m; uint n; uint k; uint has_bias; } pc;
 
@@ -29,7 +44,7 @@ void main ()
       uint gk = k0 + kk;
       uint gr = row0 + r, gc = col0 + r;
       xs[r][kk] = (gr < pc.m && gk < pc.k) ? x[gr * pc.k + gk] : 0.0;
-      ws[r][kk] = (gc < pc.n && gk < pc.k) ? w[gc * pc.k + gk] : 0.0;
+      ws[r][kk] = (gc < pc.n && gk < pc.k) ? load_w (gc * pc.k + gk) : 0.0;
     }
     barrier ();
     for (uint kk = 0u; kk < TK; kk++) {

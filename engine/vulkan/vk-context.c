@@ -2,7 +2,10 @@
 #include "vk-context.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <glib.h>
 
 /* SPIR-V compiled from shaders/<op>.comp by glslc -mfmt=c at build time. */
 static const uint32_t spv_add[] =
@@ -44,6 +47,21 @@ static const uint32_t spv_timestep_embedding[] =
 static const uint32_t spv_layout[] =
 #include "layout.spv.h"
     ;
+static const uint32_t spv_matmul_f16w[] =
+#include "matmul_f16w.spv.h"
+    ;
+static const uint32_t spv_conv2d_f16w[] =
+#include "conv2d_f16w.spv.h"
+    ;
+static const uint32_t spv_attention_wide[] =
+#include "attention_wide.spv.h"
+    ;
+static const uint32_t spv_attention_wide_sg[] =
+#include "attention_wide_sg.spv.h"
+    ;
+static const uint32_t spv_peak[] =
+#include "peak.spv.h"
+    ;
 
 /* Per op: SPIR-V, push-constant bytes, workgroup size (must match the
  * shader's local_size and Push block), and the subgroup-arithmetic
@@ -69,10 +87,14 @@ static const struct {
   OP_SG (AE_VK_OP_LAYER_NORM, layer_norm, 16, 128, 1),
   OP (AE_VK_OP_MATMUL, matmul, 16, 16, 16),
   OP (AE_VK_OP_CONV2D, conv2d, 48, 16, 16),
-  OP (AE_VK_OP_ATTENTION, attention, 28, 64, 1),
+  OP (AE_VK_OP_ATTENTION, attention, 48, 64, 1),
   OP (AE_VK_OP_UPSAMPLE_NEAREST2X, upsample_nearest2x, 12, 256, 1),
   OP (AE_VK_OP_TIMESTEP_EMBEDDING, timestep_embedding, 24, 64, 1),
   OP (AE_VK_OP_LAYOUT, layout, 24, 256, 1),
+  OP (AE_VK_OP_MATMUL_F16W, matmul_f16w, 16, 16, 16),
+  OP (AE_VK_OP_CONV2D_F16W, conv2d_f16w, 48, 16, 16),
+  OP_SG (AE_VK_OP_ATTENTION_WIDE, attention_wide, 48, 64, 1),
+  OP (AE_VK_OP_PEAK, peak, 16, 256, 1),
 #undef OP
 #undef OP_SG
 };
@@ -177,6 +199,7 @@ pick_device (AeVkContext * ctx, AeError * err)
   VkPhysicalDevice devs[16];
   uint32_t n = 16;
   int best = -1, best_rank = -1;
+  const char *want = g_getenv ("AE_VULKAN_DEVICE");
 
   VkResult r = vkEnumeratePhysicalDevices (ctx->instance, &n, devs);
 
@@ -200,6 +223,32 @@ pick_device (AeVkContext * ctx, AeError * err)
         "driver or Mesa lavapipe (mesa-vulkan-drivers)");
   if (best < 0)
     return ae_error (err, "vulkan: no Vulkan device has a compute queue");
+  if (want && *want) {
+    /* AE_VULKAN_DEVICE: an index in the enumeration order or a part of
+     * the device name (case-insensitive). */
+    char list[512] = "";
+    bool is_index = strspn (want, "0123456789") == strlen (want);
+    best = -1;
+    for (uint32_t i = 0; i < n && best < 0; i++) {
+      VkPhysicalDeviceProperties p;
+      uint32_t fam;
+      char *name_l, *want_l;
+      vkGetPhysicalDeviceProperties (devs[i], &p);
+      name_l = g_ascii_strdown (p.deviceName, -1);
+      want_l = g_ascii_strdown (want, -1);
+      if ((is_index ? (uint32_t) atoi (want) == i :
+              strstr (name_l, want_l) != NULL) &&
+          find_compute_queue (devs[i], &fam) == 0)
+        best = (int) i;
+      g_free (name_l);
+      g_free (want_l);
+      snprintf (list + strlen (list), sizeof list - strlen (list),
+          "%s%u '%s'", i ? ", " : "", i, p.deviceName);
+    }
+    if (best < 0)
+      return ae_error (err, "vulkan: AE_VULKAN_DEVICE='%s' matches no "
+          "device with a compute queue (devices: %s)", want, list);
+  }
   ctx->physical = devs[best];
   vkGetPhysicalDeviceProperties (ctx->physical, &ctx->props);
   vkGetPhysicalDeviceMemoryProperties (ctx->physical, &ctx->mem_props);
@@ -320,6 +369,16 @@ create_commands (AeVkContext * ctx, AeError * err)
           &(VkFenceCreateInfo) {
             .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO}, NULL, &ctx->fence),
       err);
+  VK_CHECK (vkAllocateCommandBuffers (ctx->device,
+          &(VkCommandBufferAllocateInfo) {
+            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+            .commandPool = ctx->command_pool,
+            .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+            .commandBufferCount = 1}, &ctx->upload_cmd), err);
+  VK_CHECK (vkCreateFence (ctx->device,
+          &(VkFenceCreateInfo) {
+            .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO}, NULL,
+          &ctx->upload_fence), err);
   return 0;
 }
 
@@ -338,11 +397,14 @@ ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags, AeError * err)
     memcpy (ctx->pipelines[i].local_size, op_table[i].local,
         sizeof (op_table[i].local));
   }
+  ctx->weights = g_hash_table_new (g_direct_hash, g_direct_equal);
   if (create_instance (ctx, err) < 0 || pick_device (ctx, err) < 0)
     return -1;
   query_features (ctx);
   ctx->use_subgroup = ctx->has_subgroup_arith
       && !(flags & AE_VK_FLAG_NO_SUBGROUP);
+  ctx->use_f16_weights = !(flags & AE_VK_FLAG_NO_F16);
+  ctx->force_staging = (flags & AE_VK_FLAG_STAGING) != 0;
   if (create_device (ctx, err) < 0 || create_layouts (ctx, err) < 0
       || create_commands (ctx, err) < 0)
     return -1;
@@ -354,9 +416,13 @@ ae_vk_context_free (AeVkContext * ctx)
 {
   if (ctx->device) {
     vkDeviceWaitIdle (ctx->device);
-    for (int i = 0; i < ctx->pool_count; i++)
-      ae_vk_buffer_destroy (ctx, &ctx->pool[i].buf);
+    for (int i = 0; i < ctx->pool_count; i++) {
+      ae_vk_buffer_destroy (ctx, &ctx->pool[i]->buf);
+      g_free (ctx->pool[i]);
+    }
     ae_vk_buffer_destroy (ctx, &ctx->dummy);
+    if (ctx->upload_fence)
+      vkDestroyFence (ctx->device, ctx->upload_fence, NULL);
     for (int i = 0; i < AE_VK_N_OPS; i++)
       if (ctx->pipelines[i].pipeline)
         vkDestroyPipeline (ctx->device, ctx->pipelines[i].pipeline, NULL);
@@ -374,6 +440,9 @@ ae_vk_context_free (AeVkContext * ctx)
   }
   if (ctx->instance)
     vkDestroyInstance (ctx->instance, NULL);
+  g_free (ctx->pool);
+  if (ctx->weights)
+    g_hash_table_destroy (ctx->weights);
   memset (ctx, 0, sizeof (*ctx));
 }
 
@@ -402,38 +471,41 @@ ae_vk_device_type_name (const AeVkContext * ctx)
 
 /* ---- buffers -------------------------------------------------------- */
 
+/* Memory types for a buffer, best first. HOST: host-visible + coherent,
+ * device-local ones first (lavapipe, integrated GPUs, resizable BAR).
+ * DEVICE: device-local first (not necessarily mappable), then the HOST
+ * order. Returns the number of candidates. */
 static int
-find_memory_type (AeVkContext * ctx, uint32_t bits, uint32_t * index)
+memory_candidates (AeVkContext * ctx, uint32_t bits, AeVkMem mem,
+    uint32_t out[VK_MAX_MEMORY_TYPES])
 {
-  const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+  const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
       VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-  int fallback = -1;
+  const VkMemoryPropertyFlags dl = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+  /* pass 0: device-local only, 1: device-local + host, 2: host only */
+  int n = 0;
 
-  /* Prefer memory that is both device-local and mappable (lavapipe,
-   * integrated GPUs, resizable BAR); else plain host-visible memory. */
-  for (uint32_t i = 0; i < ctx->mem_props.memoryTypeCount; i++) {
-    VkMemoryPropertyFlags f = ctx->mem_props.memoryTypes[i].propertyFlags;
-    if (!(bits & (1u << i)) || (f & want) != want)
-      continue;
-    if (f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) {
-      *index = i;
-      return 0;
+  for (int pass = mem == AE_VK_MEM_DEVICE ? 0 : 1; pass < 3; pass++) {
+    for (uint32_t i = 0; i < ctx->mem_props.memoryTypeCount; i++) {
+      VkMemoryPropertyFlags f = ctx->mem_props.memoryTypes[i].propertyFlags;
+      bool is_dl = (f & dl) != 0, is_hv = (f & hv) == hv;
+      bool take = pass == 0 ? is_dl && !is_hv :
+          pass == 1 ? is_dl && is_hv : !is_dl && is_hv;
+      if ((bits & (1u << i)) && take)
+        out[n++] = i;
     }
-    if (fallback < 0)
-      fallback = (int) i;
   }
-  if (fallback < 0)
-    return -1;
-  *index = (uint32_t) fallback;
-  return 0;
+  return n;
 }
 
 int
-ae_vk_buffer_create (AeVkContext * ctx, AeVkBuffer * buf, size_t bytes,
-    AeError * err)
+ae_vk_buffer_create_mem (AeVkContext * ctx, AeVkBuffer * buf, size_t bytes,
+    AeVkMem mem, AeError * err)
 {
   VkMemoryRequirements req;
-  uint32_t type;
+  uint32_t types[3 * VK_MAX_MEMORY_TYPES];
+  VkResult r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  int n;
 
   memset (buf, 0, sizeof (*buf));
   if (bytes == 0)
@@ -448,22 +520,43 @@ ae_vk_buffer_create (AeVkContext * ctx, AeVkBuffer * buf, size_t bytes,
             .sharingMode = VK_SHARING_MODE_EXCLUSIVE}, NULL, &buf->buffer),
       err);
   vkGetBufferMemoryRequirements (ctx->device, buf->buffer, &req);
-  if (find_memory_type (ctx, req.memoryTypeBits, &type) < 0) {
+  n = memory_candidates (ctx, req.memoryTypeBits, mem, types);
+  if (n == 0) {
     ae_vk_buffer_destroy (ctx, buf);
-    return ae_error (err, "vulkan: no host-visible memory type for a "
-        "%zu-byte buffer on %s", bytes, ctx->props.deviceName);
+    return ae_error (err, "vulkan: no usable memory type for a %zu-byte "
+        "buffer on %s", bytes, ctx->props.deviceName);
   }
-  VK_CHECK (vkAllocateMemory (ctx->device,
-          &(VkMemoryAllocateInfo) {
-            .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-            .allocationSize = req.size,
-            .memoryTypeIndex = type}, NULL, &buf->memory), err);
-  VK_CHECK (vkBindBufferMemory (ctx->device, buf->buffer, buf->memory, 0),
-      err);
-  VK_CHECK (vkMapMemory (ctx->device, buf->memory, 0, VK_WHOLE_SIZE, 0,
-          &buf->map), err);
-  buf->size = bytes;
-  return 0;
+  /* A full heap (a 256 MiB BAR window, say) moves on to the next type. */
+  for (int i = 0; i < n; i++) {
+    r = vkAllocateMemory (ctx->device, &(VkMemoryAllocateInfo) {
+          .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+          .allocationSize = req.size,
+          .memoryTypeIndex = types[i]}, NULL, &buf->memory);
+    if (r == VK_SUCCESS) {
+      VkMemoryPropertyFlags f =
+          ctx->mem_props.memoryTypes[types[i]].propertyFlags;
+      VK_CHECK (vkBindBufferMemory (ctx->device, buf->buffer, buf->memory,
+              0), err);
+      if ((f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+          !(mem == AE_VK_MEM_DEVICE && ctx->force_staging))
+        VK_CHECK (vkMapMemory (ctx->device, buf->memory, 0, VK_WHOLE_SIZE,
+                0, &buf->map), err);
+      buf->size = bytes;
+      return 0;
+    }
+    if (r != VK_ERROR_OUT_OF_DEVICE_MEMORY && r != VK_ERROR_OUT_OF_HOST_MEMORY)
+      break;
+  }
+  ae_vk_buffer_destroy (ctx, buf);
+  return ae_error (err, "vulkan: allocating a %zu-byte buffer on %s: %s (%d)",
+      bytes, ctx->props.deviceName, ae_vk_result_str (r), (int) r);
+}
+
+int
+ae_vk_buffer_create (AeVkContext * ctx, AeVkBuffer * buf, size_t bytes,
+    AeError * err)
+{
+  return ae_vk_buffer_create_mem (ctx, buf, bytes, AE_VK_MEM_HOST, err);
 }
 
 void
@@ -476,64 +569,239 @@ ae_vk_buffer_destroy (AeVkContext * ctx, AeVkBuffer * buf)
   memset (buf, 0, sizeof (*buf));
 }
 
-static AeVkBuffer *
-pool_add (AeVkContext * ctx, const void *key, size_t bytes, AeError * err)
+size_t
+ae_vk_max_binding (const AeVkContext * ctx)
 {
-  int i = ctx->pool_count;
+  return ctx->props.limits.maxStorageBufferRange;
+}
 
-  if (i >= AE_VK_POOL_MAX) {
-    ae_error (err, "vulkan: buffer pool full (%d buffers)", AE_VK_POOL_MAX);
+static AeVkPoolEntry *
+pool_add (AeVkContext * ctx, const void *key, size_t bytes, AeVkMem mem,
+    AeError * err)
+{
+  AeVkPoolEntry *e;
+
+  if (ctx->pool_count == ctx->pool_alloc) {
+    ctx->pool_alloc = ctx->pool_alloc ? 2 * ctx->pool_alloc : 64;
+    ctx->pool = g_renew (AeVkPoolEntry *, ctx->pool, ctx->pool_alloc);
+  }
+  e = g_new0 (AeVkPoolEntry, 1);
+  if (ae_vk_buffer_create_mem (ctx, &e->buf, bytes, mem, err) < 0) {
+    g_free (e);
     return NULL;
   }
-  if (ae_vk_buffer_create (ctx, &ctx->pool[i].buf, bytes, err) < 0)
-    return NULL;
-  ctx->pool[i].key = key;
-  ctx->pool[i].in_use = true;
-  ctx->pool_count++;
-  return &ctx->pool[i].buf;
+  e->key = key;
+  e->mem = mem;
+  e->in_use = true;
+  ctx->pool[ctx->pool_count++] = e;
+  return e;
+}
+
+AeVkBuffer *
+ae_vk_pool_acquire_mem (AeVkContext * ctx, size_t bytes, AeVkMem mem,
+    AeError * err)
+{
+  AeVkPoolEntry *best = NULL, *e;
+
+  /* Smallest free activation buffer of this kind that fits. */
+  for (int i = 0; i < ctx->pool_count; i++) {
+    e = ctx->pool[i];
+    if (e->key || e->in_use || e->mem != mem || e->buf.size < bytes)
+      continue;
+    if (best == NULL || e->buf.size < best->buf.size)
+      best = e;
+  }
+  if (best) {
+    best->in_use = true;
+    return &best->buf;
+  }
+  e = pool_add (ctx, NULL, bytes, mem, err);
+  return e ? &e->buf : NULL;
 }
 
 AeVkBuffer *
 ae_vk_pool_acquire (AeVkContext * ctx, size_t bytes, AeError * err)
 {
-  int best = -1;
-
-  /* Smallest free activation buffer that fits. */
-  for (int i = 0; i < ctx->pool_count; i++) {
-    if (ctx->pool[i].key || ctx->pool[i].in_use
-        || ctx->pool[i].buf.size < bytes)
-      continue;
-    if (best < 0 || ctx->pool[i].buf.size < ctx->pool[best].buf.size)
-      best = i;
-  }
-  if (best >= 0) {
-    ctx->pool[best].in_use = true;
-    return &ctx->pool[best].buf;
-  }
-  return pool_add (ctx, NULL, bytes, err);
+  return ae_vk_pool_acquire_mem (ctx, bytes, AE_VK_MEM_HOST, err);
 }
 
 void
 ae_vk_pool_release (AeVkContext * ctx, AeVkBuffer * buf)
 {
   for (int i = 0; i < ctx->pool_count; i++)
-    if (&ctx->pool[i].buf == buf && !ctx->pool[i].key)
-      ctx->pool[i].in_use = false;
+    if (&ctx->pool[i]->buf == buf && !ctx->pool[i]->key)
+      ctx->pool[i]->in_use = false;
 }
 
 AeVkBuffer *
 ae_vk_pool_weight (AeVkContext * ctx, const float *data, size_t count,
     AeError * err)
 {
-  AeVkBuffer *buf;
+  AeVkPoolEntry *e = g_hash_table_lookup (ctx->weights, data);
 
-  for (int i = 0; i < ctx->pool_count; i++)
-    if (ctx->pool[i].key == data)
-      return &ctx->pool[i].buf;
-  buf = pool_add (ctx, data, count * sizeof (float), err);
-  if (buf && ae_vk_upload (buf, data, count, err) < 0)
+  if (e)
+    return &e->buf;
+  e = pool_add (ctx, data, count * sizeof (float), AE_VK_MEM_DEVICE, err);
+  if (e == NULL)
     return NULL;
-  return buf;
+  if (ae_vk_write (ctx, &e->buf, data, count * sizeof (float), err) < 0) {
+    /* Keep the entry (the pool owns it) but do not map the key to a
+     * buffer holding garbage. */
+    e->key = NULL;
+    e->in_use = false;
+    return NULL;
+  }
+  g_hash_table_insert (ctx->weights, (gpointer) data, e);
+  ctx->weight_bytes += count * sizeof (float);
+  return &e->buf;
+}
+
+/* The IEEE half bits of f when f is exactly representable (zero, normal,
+ * subnormal half, infinity); false otherwise (NaN, out of range, bits
+ * below the half precision). */
+static bool
+f32_to_f16_exact (float f, uint16_t * out)
+{
+  uint32_t x, sign, exp, man, full;
+  int e, shift;
+
+  memcpy (&x, &f, sizeof x);
+  sign = (x >> 16) & 0x8000u;
+  exp = (x >> 23) & 0xffu;
+  man = x & 0x7fffffu;
+  if (exp == 0xffu) {
+    if (man != 0)
+      return false;
+    *out = (uint16_t) (sign | 0x7c00u);
+    return true;
+  }
+  if (exp == 0) {
+    if (man != 0)
+      return false;             /* f32 subnormal: far below f16 range */
+    *out = (uint16_t) sign;
+    return true;
+  }
+  e = (int) exp - 127;
+  if (e > 15 || e < -24)
+    return false;
+  if (e >= -14) {
+    if (man & 0x1fffu)
+      return false;
+    *out = (uint16_t) (sign | ((uint32_t) (e + 15) << 10) | (man >> 13));
+    return true;
+  }
+  /* half subnormal m * 2^-24 with m = (1.man) * 2^(e + 24) */
+  full = man | 0x800000u;
+  shift = -(e + 1);
+  if (full & ((1u << shift) - 1u))
+    return false;
+  *out = (uint16_t) (sign | (full >> shift));
+  return true;
+}
+
+AeVkBuffer *
+ae_vk_pool_matrix (AeVkContext * ctx, const float *data, size_t count,
+    AeError * err)
+{
+  AeVkPoolEntry *e;
+  uint16_t *half;
+  size_t bytes;
+  int rc;
+
+  if (!ctx->use_f16_weights || count == 0 ||
+      g_hash_table_lookup (ctx->weights, data))
+    return ae_vk_pool_weight (ctx, data, count, err);
+  /* Packed pairs: pad to a whole number of 32-bit words. */
+  bytes = (count + 1) / 2 * 4;
+  half = g_new0 (uint16_t, bytes / 2);
+  for (size_t i = 0; i < count; i++) {
+    if (!f32_to_f16_exact (data[i], &half[i])) {
+      g_free (half);
+      return ae_vk_pool_weight (ctx, data, count, err);
+    }
+  }
+  e = pool_add (ctx, data, bytes, AE_VK_MEM_DEVICE, err);
+  rc = e ? ae_vk_write (ctx, &e->buf, half, bytes, err) : -1;
+  g_free (half);
+  if (rc < 0) {
+    if (e) {
+      e->key = NULL;
+      e->in_use = false;
+    }
+    return NULL;
+  }
+  e->buf.half = true;
+  g_hash_table_insert (ctx->weights, (gpointer) data, e);
+  ctx->weight_bytes += bytes;
+  return &e->buf;
+}
+
+void
+ae_vk_pool_forget (AeVkContext * ctx, const float *data)
+{
+  AeVkPoolEntry *e = data ? g_hash_table_lookup (ctx->weights, data) : NULL;
+
+  if (e == NULL)
+    return;
+  g_hash_table_remove (ctx->weights, data);
+  ctx->weight_bytes -= e->buf.size;
+  for (int i = 0; i < ctx->pool_count; i++) {
+    if (ctx->pool[i] == e) {
+      ctx->pool[i] = ctx->pool[--ctx->pool_count];
+      break;
+    }
+  }
+  ae_vk_buffer_destroy (ctx, &e->buf);
+  g_free (e);
+}
+
+int
+ae_vk_write (AeVkContext * ctx, AeVkBuffer * buf, const void *src,
+    size_t bytes, AeError * err)
+{
+  AeVkBuffer staging;
+  VkResult r;
+
+  if (bytes > buf->size)
+    return ae_error (err, "vulkan: write of %zu bytes into a %zu-byte "
+        "buffer", bytes, buf->size);
+  if (buf->map) {
+    memcpy (buf->map, src, bytes);
+    return 0;
+  }
+  if (ae_vk_buffer_create_mem (ctx, &staging, bytes, AE_VK_MEM_HOST,
+          err) < 0)
+    return -1;
+  if (staging.map == NULL) {
+    ae_vk_buffer_destroy (ctx, &staging);
+    return ae_error (err, "vulkan: no host-visible memory for staging");
+  }
+  memcpy (staging.map, src, bytes);
+  r = vkResetCommandBuffer (ctx->upload_cmd, 0);
+  if (r == VK_SUCCESS)
+    r = vkBeginCommandBuffer (ctx->upload_cmd, &(VkCommandBufferBeginInfo) {
+          .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+          .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT});
+  if (r == VK_SUCCESS) {
+    vkCmdCopyBuffer (ctx->upload_cmd, staging.buffer, buf->buffer, 1,
+        &(VkBufferCopy) {.srcOffset = 0,.dstOffset = 0,.size = bytes});
+    r = vkEndCommandBuffer (ctx->upload_cmd);
+  }
+  if (r == VK_SUCCESS)
+    r = vkQueueSubmit (ctx->queue, 1, &(VkSubmitInfo) {
+          .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+          .commandBufferCount = 1,
+          .pCommandBuffers = &ctx->upload_cmd}, ctx->upload_fence);
+  if (r == VK_SUCCESS)
+    r = vkWaitForFences (ctx->device, 1, &ctx->upload_fence, VK_TRUE,
+        UINT64_MAX);
+  if (r == VK_SUCCESS)
+    r = vkResetFences (ctx->device, 1, &ctx->upload_fence);
+  ae_vk_buffer_destroy (ctx, &staging);
+  if (r != VK_SUCCESS)
+    return ae_error (err, "vulkan: staging copy of %zu bytes failed: %s "
+        "(%d)", bytes, ae_vk_result_str (r), (int) r);
+  return 0;
 }
 
 int
@@ -543,6 +811,9 @@ ae_vk_upload (AeVkBuffer * buf, const float *src, size_t count,
   if (count * sizeof (float) > buf->size)
     return ae_error (err, "vulkan: upload of %zu floats into a %zu-byte "
         "buffer", count, buf->size);
+  if (buf->map == NULL)
+    return ae_error (err, "vulkan: upload into a device-local buffer (use "
+        "ae_vk_write)");
   memcpy (buf->map, src, count * sizeof (float));
   return 0;
 }
@@ -554,6 +825,8 @@ ae_vk_download (const AeVkBuffer * buf, float *dst, size_t count,
   if (count * sizeof (float) > buf->size)
     return ae_error (err, "vulkan: download of %zu floats from a %zu-byte "
         "buffer", count, buf->size);
+  if (buf->map == NULL)
+    return ae_error (err, "vulkan: download from a device-local buffer");
   memcpy (dst, buf->map, count * sizeof (float));
   return 0;
 }
@@ -606,6 +879,14 @@ ae_vk_begin (AeVkContext * ctx, AeError * err)
           &(VkCommandBufferBeginInfo) {
             .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
             .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT}), err);
+  /* Staging copies (ae_vk_write) ran in earlier submissions: make their
+   * transfer writes visible to this batch's shaders. */
+  vkCmdPipelineBarrier (ctx->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+      &(VkMemoryBarrier) {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT}, 0, NULL, 0, NULL);
   ctx->recording = true;
   return 0;
 }
@@ -624,7 +905,17 @@ ae_vk_submit (AeVkContext * ctx, AeError * err)
   VK_CHECK (vkWaitForFences (ctx->device, 1, &ctx->fence, VK_TRUE,
           UINT64_MAX), err);
   VK_CHECK (vkResetFences (ctx->device, 1, &ctx->fence), err);
+  ctx->submits++;
   return 0;
+}
+
+void
+ae_vk_abort (AeVkContext * ctx)
+{
+  if (!ctx->recording)
+    return;
+  ctx->recording = false;
+  vkResetCommandBuffer (ctx->cmd, 0);
 }
 
 int
@@ -662,8 +953,10 @@ ae_vk_dispatch (AeVkContext * ctx, AeVkOp op,
   ctx->sets_used++;
   for (int i = 0; i < AE_VK_BINDINGS; i++) {
     const AeVkBuffer *b = bindings[i] ? bindings[i] : &ctx->dummy;
+    size_t range = b->size < ae_vk_max_binding (ctx) ? b->size :
+        ae_vk_max_binding (ctx);
     info[i] = (VkDescriptorBufferInfo) {
-      .buffer = b->buffer, .offset = 0, .range = VK_WHOLE_SIZE};
+      .buffer = b->buffer, .offset = 0, .range = range};
     writes[i] = (VkWriteDescriptorSet) {
       .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
       .dstSet = set,

@@ -28,8 +28,9 @@ extern "C" {
 
 #define AE_VK_BINDINGS 6
 #define AE_VK_MAX_PUSH 64
-/* Dispatches per batch before ae_vk_dispatch flushes on its own. */
-#define AE_VK_MAX_SETS 512
+/* Dispatches per batch before ae_vk_dispatch flushes on its own (a whole
+ * UNet forward of the embedded model or of SD 1.5 fits in one). */
+#define AE_VK_MAX_SETS 4096
 
 typedef enum {
   AE_VK_OP_ADD,
@@ -43,6 +44,10 @@ typedef enum {
   AE_VK_OP_UPSAMPLE_NEAREST2X,
   AE_VK_OP_TIMESTEP_EMBEDDING,
   AE_VK_OP_LAYOUT,
+  AE_VK_OP_MATMUL_F16W,         /* matmul.comp with packed f16 weights */
+  AE_VK_OP_CONV2D_F16W,         /* conv2d.comp with packed f16 weights */
+  AE_VK_OP_ATTENTION_WIDE,      /* head dims 161..1024 */
+  AE_VK_OP_PEAK,                /* FMA throughput probe (benchmarks) */
   AE_VK_N_OPS
 } AeVkOp;
 
@@ -52,9 +57,20 @@ typedef enum {
 typedef struct {
   VkBuffer buffer;
   VkDeviceMemory memory;
-  void *map;
+  void *map;                    /* NULL: device-local, not host-visible */
   size_t size;                  /* bytes */
+  bool half;                    /* packed f16 elements (weights only) */
 } AeVkBuffer;
+
+/* Where a buffer lives. HOST: host-visible and persistently mapped
+ * (inputs, outputs: upload/download are memcpy). DEVICE: device-local
+ * memory when the device has it (activations, weights on a discrete
+ * GPU); written through a staging copy (ae_vk_write), never mapped. On
+ * lavapipe and integrated GPUs both kinds are the same memory. */
+typedef enum {
+  AE_VK_MEM_HOST,
+  AE_VK_MEM_DEVICE,
+} AeVkMem;
 
 typedef struct {
   VkPipeline pipeline;          /* VK_NULL_HANDLE until first use */
@@ -62,7 +78,13 @@ typedef struct {
   uint32_t local_size[3];       /* workgroup size, as in the shader */
 } AeVkPipeline;
 
-#define AE_VK_POOL_MAX 256
+/* One pooled buffer (see ae_vk_pool_*). */
+typedef struct {
+  const void *key;              /* weight host pointer, NULL = activation */
+  AeVkBuffer buf;
+  AeVkMem mem;
+  bool in_use;
+} AeVkPoolEntry;
 
 typedef struct AeVkContext {
   VkInstance instance;
@@ -76,6 +98,8 @@ typedef struct AeVkContext {
   uint32_t subgroup_size;       /* 0 when unknown */
   bool has_subgroup_arith;      /* subgroup arithmetic in compute */
   bool use_subgroup;            /* _sg shader variants in use */
+  bool use_f16_weights;         /* store f16-exact matrix weights as f16 */
+  bool force_staging;           /* AE_VK_FLAG_STAGING */
 
   VkDescriptorSetLayout set_layout;
   VkPipelineLayout pipeline_layout;
@@ -86,28 +110,45 @@ typedef struct AeVkContext {
   bool recording;
   uint32_t sets_used;
   uint64_t dispatches;          /* since creation, for benchmarks */
+  uint64_t submits;             /* batches submitted since creation */
 
   AeVkPipeline pipelines[AE_VK_N_OPS];
   AeVkBuffer dummy;             /* bound to unused bindings */
 
-  /* Buffer pool: weights are uploaded once (keyed by host pointer);
-   * activation buffers return to the free list and are reused. */
-  struct {
-    const void *key;            /* weight host pointer, NULL = activation */
-    AeVkBuffer buf;
-    bool in_use;
-  } pool[AE_VK_POOL_MAX];
-  int pool_count;
+  /* Buffer pool: weights are uploaded once (keyed by host pointer, found
+   * through `weights`); activation buffers return to the free list and
+   * are reused. Entries are allocated one by one, so AeVkBuffer pointers
+   * stay valid while the pool grows. */
+  AeVkPoolEntry **pool;
+  int pool_count, pool_alloc;
+  struct _GHashTable *weights;  /* host pointer -> AeVkPoolEntry */
+  size_t weight_bytes;          /* uploaded weights, for reports */
+
+  /* Staging copies into device-local buffers (ae_vk_write): their own
+   * command buffer and fence, so they may run while a batch is open. */
+  VkCommandBuffer upload_cmd;
+  VkFence upload_fence;
 } AeVkContext;
 
-/* Opens the best device. Errors say what is missing (no loader / no ICD /
+/* Opens the best device (discrete, integrated, virtual, CPU), or the one
+ * named by the environment variable AE_VULKAN_DEVICE (an index in the
+ * driver's enumeration order, or a case-insensitive part of the device
+ * name: "llvmpipe", "nvidia"); a name that matches nothing is an error
+ * listing the devices. Errors say what is missing (no loader / no ICD /
  * no compute queue) and how to get it. Call ae_vk_context_free even after
  * a failure. */
 int ae_vk_context_init (AeVkContext * ctx, AeError * err);
 
 /* AE_VK_FLAG_NO_SUBGROUP: use the portable shader variants even where the
  * device has subgroup arithmetic (tests run both paths). */
-enum { AE_VK_FLAG_NO_SUBGROUP = 1u << 0 };
+enum {
+  AE_VK_FLAG_NO_SUBGROUP = 1u << 0,
+  /* AE_VK_FLAG_NO_F16: keep every weight in f32 on the device. */
+  AE_VK_FLAG_NO_F16 = 1u << 1,
+  /* AE_VK_FLAG_STAGING: never map AE_VK_MEM_DEVICE buffers, so that every
+   * weight goes through the staging copy as on a discrete GPU (tests). */
+  AE_VK_FLAG_STAGING = 1u << 2,
+};
 int ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags,
     AeError * err);
 void ae_vk_context_free (AeVkContext * ctx);
@@ -121,15 +162,44 @@ int ae_vk_buffer_create (AeVkContext * ctx, AeVkBuffer * buf, size_t bytes,
     AeError * err);
 void ae_vk_buffer_destroy (AeVkContext * ctx, AeVkBuffer * buf);
 
-/* Pool: an activation buffer of at least `bytes` (reused when a free one
- * fits); give it back with ae_vk_pool_release. */
+/* Raw buffer in the given kind of memory (falls back to any host-visible
+ * memory when the preferred heap is full). */
+int ae_vk_buffer_create_mem (AeVkContext * ctx, AeVkBuffer * buf,
+    size_t bytes, AeVkMem mem, AeError * err);
+
+/* Pool: a host-visible activation buffer of at least `bytes` (reused when
+ * a free one fits); give it back with ae_vk_pool_release. */
 AeVkBuffer *ae_vk_pool_acquire (AeVkContext * ctx, size_t bytes,
     AeError * err);
+/* Same in device memory (intermediate activations of a forward pass). */
+AeVkBuffer *ae_vk_pool_acquire_mem (AeVkContext * ctx, size_t bytes,
+    AeVkMem mem, AeError * err);
 void ae_vk_pool_release (AeVkContext * ctx, AeVkBuffer * buf);
 /* The device copy of a weight: uploaded on the first call for this host
  * pointer, returned as is afterwards (weights must not change). */
 AeVkBuffer *ae_vk_pool_weight (AeVkContext * ctx, const float *data,
     size_t count, AeError * err);
+/* Same, for a matrix or conv kernel (the weight of ae_vk_linear /
+ * ae_vk_conv2d): when the context uses f16 weights and every value is
+ * exactly representable in f16 (f16 / bf16-free checkpoints converted on
+ * load), the device copy is packed f16 (buf->half): half the memory and
+ * bandwidth, the same results as f32. Otherwise as ae_vk_pool_weight. */
+AeVkBuffer *ae_vk_pool_matrix (AeVkContext * ctx, const float *data,
+    size_t count, AeError * err);
+/* Frees the device copy of the weight at this host pointer (call before
+ * the host memory is freed: a later allocation at the same address must
+ * not find the old copy). No-op when there is none. */
+void ae_vk_pool_forget (AeVkContext * ctx, const float *data);
+
+/* Copies `bytes` from host memory into buf: memcpy when buf is mapped,
+ * else through a temporary staging buffer and a one-off copy command
+ * (waited for; may be called while a batch is being recorded). */
+int ae_vk_write (AeVkContext * ctx, AeVkBuffer * buf, const void *src,
+    size_t bytes, AeError * err);
+
+/* The largest range one binding may cover on this device
+ * (maxStorageBufferRange: 128 MiB on lavapipe, 4 GiB on most GPUs). */
+size_t ae_vk_max_binding (const AeVkContext * ctx);
 
 /* Host <-> device copies (mapped memory; call outside a running batch or
  * after ae_vk_submit for results). */
@@ -148,6 +218,9 @@ int ae_vk_dispatch (AeVkContext * ctx, AeVkOp op,
     uint32_t gx, uint32_t gy, uint32_t gz, AeError * err);
 /* Submits the open batch (if any) and waits for it. */
 int ae_vk_submit (AeVkContext * ctx, AeError * err);
+/* Drops the open batch without running it (after an error while
+ * recording). */
+void ae_vk_abort (AeVkContext * ctx);
 
 /* Splits `invocations` of a 1-D op with workgroup size `local` into a 2-D
  * grid with gx <= 65535 (shaders use ae_linear_index). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define MAX_HEAD_DIM 160        /* MAX_D in attention.comp */
+#define MAX_WIDE_HEAD_DIM 1024  /* MAX_DW in attention_wide.comp */
 
 AeVkTensor
 ae_vk_tensor_nd (AeVkBuffer * buf, int ndim, const int64_t * shape)
@@ -43,20 +44,38 @@ shape_of (const AeVkTensor * t)
 /* The tensor has a buffer large enough and fits the shaders' 32-bit
  * indices. */
 static int
-check_tensor (const AeVkTensor * t, const char *op, const char *what,
-    AeError * err)
+check_any (const AeVkContext * ctx, const AeVkTensor * t, const char *op,
+    const char *what, AeError * err)
 {
   int64_t n = ae_vk_tensor_numel (t);
+  size_t bytes;
 
   if (!t->buf)
     return ae_error (err, "vulkan %s: %s has no buffer", op, what);
   if (n < 0 || n > (int64_t) UINT32_MAX)
     return ae_error (err, "vulkan %s: %s has %lld elements (max 2^32-1)",
         op, what, (long long) n);
-  if ((size_t) n * sizeof (float) > t->buf->size)
-    return ae_error (err, "vulkan %s: %s needs %lld floats, buffer holds "
-        "%zu bytes", op, what, (long long) n, t->buf->size);
+  bytes = t->buf->half ? ((size_t) n + 1) / 2 * 4 : (size_t) n * 4;
+  if (bytes > t->buf->size)
+    return ae_error (err, "vulkan %s: %s needs %lld %s, buffer holds "
+        "%zu bytes", op, what, (long long) n, t->buf->half ? "halves" :
+        "floats", t->buf->size);
+  if (bytes > ae_vk_max_binding (ctx))
+    return ae_error (err, "vulkan %s: %s is %zu bytes, %s binds at most "
+        "%zu (maxStorageBufferRange)", op, what, bytes,
+        ctx->props.deviceName, ae_vk_max_binding (ctx));
   return 0;
+}
+
+/* A float32 tensor (every binding except matrix weights). */
+static int
+check_tensor (const AeVkContext * ctx, const AeVkTensor * t, const char *op,
+    const char *what, AeError * err)
+{
+  if (t->buf && t->buf->half)
+    return ae_error (err, "vulkan %s: %s is stored as f16 (only linear and "
+        "conv2d weights may be)", op, what);
+  return check_any (ctx, t, op, what, err);
 }
 
 static int
@@ -97,9 +116,9 @@ ae_vk_add_scaled (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * a,
 {
   struct { uint32_t n; float osf; } push;
 
-  if (check_tensor (y, "add", "y", err) < 0
-      || check_tensor (a, "add", "a", err) < 0
-      || check_tensor (b, "add", "b", err) < 0)
+  if (check_tensor (ctx, y, "add", "y", err) < 0
+      || check_tensor (ctx, a, "add", "a", err) < 0
+      || check_tensor (ctx, b, "add", "b", err) < 0)
     return -1;
   if (!same_shape (a, b))
     return shape_error ("add", "b", b, err);
@@ -128,8 +147,8 @@ unary (AeVkContext * ctx, const char *name, AeVkTensor * y,
 {
   struct { uint32_t n, mode; float p0, p1; } push = { 0, mode, p0, p1 };
 
-  if (check_tensor (y, name, "y", err) < 0
-      || check_tensor (x, name, "x", err) < 0)
+  if (check_tensor (ctx, y, name, "y", err) < 0
+      || check_tensor (ctx, x, name, "x", err) < 0)
     return -1;
   if (!same_shape (y, x))
     return shape_error (name, "y", y, err);
@@ -174,8 +193,8 @@ ae_vk_geglu (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   struct { uint32_t rows, hidden; } push;
   int64_t h2 = x->shape[x->ndim - 1];
 
-  if (check_tensor (y, "geglu", "y", err) < 0
-      || check_tensor (x, "geglu", "x", err) < 0)
+  if (check_tensor (ctx, y, "geglu", "y", err) < 0
+      || check_tensor (ctx, x, "geglu", "x", err) < 0)
     return -1;
   if (x->ndim < 1 || h2 % 2 != 0)
     return shape_error ("geglu", "x (last dim must be even)", x, err);
@@ -193,7 +212,7 @@ ae_vk_geglu (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
 
 /* gamma and beta: both NULL or both (C). */
 static int
-check_affine (const char *op, const AeVkTensor * gamma,
+check_affine (const AeVkContext * ctx, const char *op, const AeVkTensor * gamma,
     const AeVkTensor * beta, int64_t c, AeError * err)
 {
   if (!gamma && !beta)
@@ -201,8 +220,8 @@ check_affine (const char *op, const AeVkTensor * gamma,
   if (!gamma || !beta)
     return ae_error (err, "vulkan %s: gamma and beta must both be given "
         "or both NULL", op);
-  if (check_tensor (gamma, op, "gamma", err) < 0
-      || check_tensor (beta, op, "beta", err) < 0)
+  if (check_tensor (ctx, gamma, op, "gamma", err) < 0
+      || check_tensor (ctx, beta, op, "beta", err) < 0)
     return -1;
   if (ae_vk_tensor_numel (gamma) != c)
     return shape_error (op, "gamma", gamma, err);
@@ -221,8 +240,8 @@ ae_vk_group_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t b, c, hw = 1;
 
-  if (check_tensor (y, "group_norm", "y", err) < 0
-      || check_tensor (x, "group_norm", "x", err) < 0)
+  if (check_tensor (ctx, y, "group_norm", "y", err) < 0
+      || check_tensor (ctx, x, "group_norm", "x", err) < 0)
     return -1;
   if (x->ndim < 2)
     return shape_error ("group_norm", "x", x, err);
@@ -235,7 +254,7 @@ ae_vk_group_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if (groups <= 0 || c % groups != 0)
     return ae_error (err, "vulkan group_norm: %lld channels not divisible "
         "by %d groups", (long long) c, groups);
-  if (check_affine ("group_norm", gamma, beta, c, err) < 0)
+  if (check_affine (ctx, "group_norm", gamma, beta, c, err) < 0)
     return -1;
   push.channels = (uint32_t) c;
   push.hw = (uint32_t) hw;
@@ -264,13 +283,13 @@ ae_vk_layer_norm (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   uint32_t gx, gy;
   int64_t c;
 
-  if (check_tensor (y, "layer_norm", "y", err) < 0
-      || check_tensor (x, "layer_norm", "x", err) < 0)
+  if (check_tensor (ctx, y, "layer_norm", "y", err) < 0
+      || check_tensor (ctx, x, "layer_norm", "x", err) < 0)
     return -1;
   if (x->ndim < 1 || !same_shape (y, x))
     return shape_error ("layer_norm", "y", y, err);
   c = x->shape[x->ndim - 1];
-  if (check_affine ("layer_norm", gamma, beta, c, err) < 0)
+  if (check_affine (ctx, "layer_norm", gamma, beta, c, err) < 0)
     return -1;
   push.c = (uint32_t) c;
   push.rows = c ? (uint32_t) (ae_vk_tensor_numel (x) / c) : 0;
@@ -299,9 +318,9 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t in, out, rows;
 
-  if (check_tensor (y, "linear", "y", err) < 0
-      || check_tensor (x, "linear", "x", err) < 0
-      || check_tensor (w, "linear", "w", err) < 0)
+  if (check_tensor (ctx, y, "linear", "y", err) < 0
+      || check_tensor (ctx, x, "linear", "x", err) < 0
+      || check_any (ctx, w, "linear", "w", err) < 0)
     return -1;
   if (w->ndim != 2)
     return shape_error ("linear", "w", w, err);
@@ -313,7 +332,7 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if (y->ndim != x->ndim || y->shape[y->ndim - 1] != out
       || ae_vk_tensor_numel (y) != rows * out)
     return shape_error ("linear", "y", y, err);
-  if (b && check_tensor (b, "linear", "b", err) < 0)
+  if (b && check_tensor (ctx, b, "linear", "b", err) < 0)
     return -1;
   if (b && ae_vk_tensor_numel (b) != out)
     return shape_error ("linear", "b", b, err);
@@ -328,7 +347,8 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if ((rows + MATMUL_TILE - 1) / MATMUL_TILE > 65535)
     return ae_error (err, "vulkan linear: %lld rows exceed the grid",
         (long long) rows);
-  return ae_vk_dispatch (ctx, AE_VK_OP_MATMUL, bind, &push,
+  return ae_vk_dispatch (ctx,
+      w->buf->half ? AE_VK_OP_MATMUL_F16W : AE_VK_OP_MATMUL, bind, &push,
       (uint32_t) ((out + MATMUL_TILE - 1) / MATMUL_TILE),
       (uint32_t) ((rows + MATMUL_TILE - 1) / MATMUL_TILE), 1, err);
 }
@@ -345,9 +365,9 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t bn, cin, h, wd, cout, kh, kw, ho, wo;
 
-  if (check_tensor (y, "conv2d", "y", err) < 0
-      || check_tensor (x, "conv2d", "x", err) < 0
-      || check_tensor (w, "conv2d", "w", err) < 0)
+  if (check_tensor (ctx, y, "conv2d", "y", err) < 0
+      || check_tensor (ctx, x, "conv2d", "x", err) < 0
+      || check_any (ctx, w, "conv2d", "w", err) < 0)
     return -1;
   if (x->ndim != 4)
     return shape_error ("conv2d", "x", x, err);
@@ -370,7 +390,7 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if (y->ndim != 4 || y->shape[0] != bn || y->shape[1] != cout
       || y->shape[2] != ho || y->shape[3] != wo)
     return shape_error ("conv2d", "y", y, err);
-  if (b && check_tensor (b, "conv2d", "b", err) < 0)
+  if (b && check_tensor (ctx, b, "conv2d", "b", err) < 0)
     return -1;
   if (b && ae_vk_tensor_numel (b) != cout)
     return shape_error ("conv2d", "b", b, err);
@@ -390,7 +410,8 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   bind[1] = x->buf;
   bind[2] = w->buf;
   bind[3] = b ? b->buf : NULL;
-  return ae_vk_dispatch (ctx, AE_VK_OP_CONV2D, bind, &push,
+  return ae_vk_dispatch (ctx,
+      w->buf->half ? AE_VK_OP_CONV2D_F16W : AE_VK_OP_CONV2D, bind, &push,
       (uint32_t) ((ho * wo + TILE - 1) / TILE),
       (uint32_t) ((cout + TILE - 1) / TILE), (uint32_t) bn, err);
 }
@@ -410,14 +431,28 @@ ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
     const AeVkTensor * k, const AeVkTensor * v, const AeVkTensor * k_extra,
     const AeVkTensor * v_extra, int heads, float scale, AeError * err)
 {
-  struct { uint32_t lq, lk, le, heads, d, extra_shared; float scale; } push;
+  return ae_vk_attention_masked (ctx, out, q, k, v, k_extra, v_extra, NULL,
+      heads, scale, err);
+}
+
+int
+ae_vk_attention_masked (AeVkContext * ctx, AeVkTensor * out,
+    const AeVkTensor * q, const AeVkTensor * k, const AeVkTensor * v,
+    const AeVkTensor * k_extra, const AeVkTensor * v_extra,
+    const bool *extra_mask, int heads, float scale, AeError * err)
+{
+  struct {
+    uint32_t lq, lk, le, heads, d, extra_shared;
+    float scale;
+    uint32_t use_mask, mask[AE_VK_ATTN_MAX_MASK / 32];
+  } push;
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t bn, lq, lk, le = 0, hd, d;
 
-  if (check_tensor (out, "attention", "out", err) < 0
-      || check_tensor (q, "attention", "q", err) < 0
-      || check_tensor (k, "attention", "k", err) < 0
-      || check_tensor (v, "attention", "v", err) < 0)
+  if (check_tensor (ctx, out, "attention", "out", err) < 0
+      || check_tensor (ctx, q, "attention", "q", err) < 0
+      || check_tensor (ctx, k, "attention", "k", err) < 0
+      || check_tensor (ctx, v, "attention", "v", err) < 0)
     return -1;
   if (q->ndim != 3)
     return shape_error ("attention", "q", q, err);
@@ -428,9 +463,9 @@ ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
     return ae_error (err, "vulkan attention: width %lld not divisible by "
         "%d heads", (long long) hd, heads);
   d = hd / heads;
-  if (d > MAX_HEAD_DIM)
+  if (d > MAX_WIDE_HEAD_DIM)
     return ae_error (err, "vulkan attention: head dim %lld > %d",
-        (long long) d, MAX_HEAD_DIM);
+        (long long) d, MAX_WIDE_HEAD_DIM);
   if (k->ndim != 3 || k->shape[0] != bn || k->shape[2] != hd)
     return shape_error ("attention", "k", k, err);
   lk = k->shape[1];
@@ -441,10 +476,10 @@ ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
   if ((k_extra == NULL) != (v_extra == NULL))
     return ae_error (err, "vulkan attention: k_extra and v_extra must both "
         "be given or both NULL");
-  push.extra_shared = 0;
+  memset (&push, 0, sizeof (push));
   if (k_extra) {
-    if (check_tensor (k_extra, "attention", "k_extra", err) < 0
-        || check_tensor (v_extra, "attention", "v_extra", err) < 0)
+    if (check_tensor (ctx, k_extra, "attention", "k_extra", err) < 0
+        || check_tensor (ctx, v_extra, "attention", "v_extra", err) < 0)
       return -1;
     if (k_extra->ndim != 3 || k_extra->shape[2] != hd
         || (k_extra->shape[0] != bn && k_extra->shape[0] != 1))
@@ -456,6 +491,21 @@ ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
   }
   if (lk + le == 0)
     return ae_error (err, "vulkan attention: no keys");
+  if (extra_mask && k_extra) {
+    if (bn > AE_VK_ATTN_MAX_MASK)
+      return ae_error (err, "vulkan attention: a per-element extra-token "
+          "mask covers at most %d batch elements, q has %lld",
+          AE_VK_ATTN_MAX_MASK, (long long) bn);
+    push.use_mask = 1;
+    for (int64_t i = 0; i < bn; i++)
+      if (extra_mask[i])
+        push.mask[i / 32] |= 1u << (i % 32);
+    if (lk == 0)
+      for (int64_t i = 0; i < bn; i++)
+        if (!extra_mask[i])
+          return ae_error (err, "vulkan attention: batch element %lld has "
+              "no keys (masked extra tokens, Lk 0)", (long long) i);
+  }
   push.lq = (uint32_t) lq;
   push.lk = (uint32_t) lk;
   push.le = (uint32_t) le;
@@ -468,6 +518,11 @@ ae_vk_attention (AeVkContext * ctx, AeVkTensor * out, const AeVkTensor * q,
   bind[3] = v->buf;
   bind[4] = k_extra ? k_extra->buf : NULL;
   bind[5] = v_extra ? v_extra->buf : NULL;
+  if (d > MAX_HEAD_DIM)
+    /* one workgroup per query row; rows beyond 65535 in grid z */
+    return ae_vk_dispatch (ctx, AE_VK_OP_ATTENTION_WIDE, bind, &push,
+        (uint32_t) (lq < 65535 ? lq : 65535), (uint32_t) (bn * heads),
+        (uint32_t) ((lq + 65534) / 65535), err);
   return ae_vk_dispatch (ctx, AE_VK_OP_ATTENTION, bind, &push,
       (uint32_t) ((lq + 63) / 64), (uint32_t) (bn * heads), 1, err);
 }
@@ -480,8 +535,8 @@ ae_vk_upsample_nearest2x (AeVkContext * ctx, AeVkTensor * y,
 {
   struct { uint32_t planes, h, w; } push;
 
-  if (check_tensor (y, "upsample", "y", err) < 0
-      || check_tensor (x, "upsample", "x", err) < 0)
+  if (check_tensor (ctx, y, "upsample", "y", err) < 0
+      || check_tensor (ctx, x, "upsample", "x", err) < 0)
     return -1;
   if (x->ndim != 4)
     return shape_error ("upsample", "x", x, err);
@@ -507,8 +562,8 @@ ae_vk_timestep_embedding (AeVkContext * ctx, AeVkTensor * y,
   } push;
   int64_t n;
 
-  if (check_tensor (y, "timestep_embedding", "y", err) < 0
-      || check_tensor (timesteps, "timestep_embedding", "timesteps",
+  if (check_tensor (ctx, y, "timestep_embedding", "y", err) < 0
+      || check_tensor (ctx, timesteps, "timestep_embedding", "timesteps",
           err) < 0)
     return -1;
   n = ae_vk_tensor_numel (timesteps);
@@ -541,8 +596,8 @@ ae_vk_copy (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
 {
   LayoutPush push = { 0, LAYOUT_COPY, 0, 0, 0, 0 };
 
-  if (check_tensor (y, "copy", "y", err) < 0
-      || check_tensor (x, "copy", "x", err) < 0)
+  if (check_tensor (ctx, y, "copy", "y", err) < 0
+      || check_tensor (ctx, x, "copy", "x", err) < 0)
     return -1;
   if (ae_vk_tensor_numel (y) != ae_vk_tensor_numel (x))
     return shape_error ("copy", "y", y, err);
@@ -557,8 +612,8 @@ ae_vk_nchw_to_nlc (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
 {
   LayoutPush push = { 0, LAYOUT_NCHW_TO_NLC, 0, 0, 0, 0 };
 
-  if (check_tensor (y, "nchw_to_nlc", "y", err) < 0
-      || check_tensor (x, "nchw_to_nlc", "x", err) < 0)
+  if (check_tensor (ctx, y, "nchw_to_nlc", "y", err) < 0
+      || check_tensor (ctx, x, "nchw_to_nlc", "x", err) < 0)
     return -1;
   if (x->ndim != 4)
     return shape_error ("nchw_to_nlc", "x", x, err);
@@ -579,8 +634,8 @@ ae_vk_nlc_to_nchw (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
 {
   LayoutPush push = { 0, LAYOUT_NLC_TO_NCHW, 0, 0, 0, 0 };
 
-  if (check_tensor (y, "nlc_to_nchw", "y", err) < 0
-      || check_tensor (x, "nlc_to_nchw", "x", err) < 0)
+  if (check_tensor (ctx, y, "nlc_to_nchw", "y", err) < 0
+      || check_tensor (ctx, x, "nlc_to_nchw", "x", err) < 0)
     return -1;
   if (y->ndim != 4)
     return shape_error ("nlc_to_nchw", "y", y, err);
@@ -612,9 +667,9 @@ ae_vk_concat_channels (AeVkContext * ctx, AeVkTensor * y,
 {
   LayoutPush push = { 0, LAYOUT_CONCAT, 0, 0, 0, 0 };
 
-  if (check_tensor (y, "concat_channels", "y", err) < 0
-      || check_tensor (a, "concat_channels", "a", err) < 0
-      || check_tensor (b, "concat_channels", "b", err) < 0)
+  if (check_tensor (ctx, y, "concat_channels", "y", err) < 0
+      || check_tensor (ctx, a, "concat_channels", "a", err) < 0
+      || check_tensor (ctx, b, "concat_channels", "b", err) < 0)
     return -1;
   if (a->ndim < 2)
     return shape_error ("concat_channels", "a", a, err);
@@ -639,8 +694,8 @@ ae_vk_add_channel (AeVkContext * ctx, AeVkTensor * x, const AeVkTensor * v,
 {
   LayoutPush push = { 0, LAYOUT_ADD_CHANNEL, 0, 0, 0, 0 };
 
-  if (check_tensor (x, "add_channel", "x", err) < 0
-      || check_tensor (v, "add_channel", "v", err) < 0)
+  if (check_tensor (ctx, x, "add_channel", "x", err) < 0
+      || check_tensor (ctx, v, "add_channel", "v", err) < 0)
     return -1;
   if (x->ndim < 2)
     return shape_error ("add_channel", "x", x, err);

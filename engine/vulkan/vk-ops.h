@@ -60,11 +60,23 @@ int ae_vk_conv2d (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
     const AeVkTensor * w, const AeVkTensor * b, int stride, int pad,
     AeError * err);
 
-/* Head dim d <= 160 (SD 1.5 uses 40..160). */
+/* Head dim d <= 1024: d <= 160 (the UNet's heads, 40..160 in SD 1.5) runs
+ * attention.comp (one query row per invocation), wider heads (the VAE mid
+ * block's single head, 512 in SD 1.5) attention_wide.comp (one query row
+ * per workgroup). */
 int ae_vk_attention (AeVkContext * ctx, AeVkTensor * out,
     const AeVkTensor * q, const AeVkTensor * k, const AeVkTensor * v,
     const AeVkTensor * k_extra, const AeVkTensor * v_extra, int heads,
     float scale, AeError * err);
+
+/* Reference attention under CFG: batch element i attends to the extra
+ * tokens only when extra_mask[i] (B entries, B <= AE_VK_ATTN_MAX_MASK);
+ * extra_mask NULL = every element, as ae_vk_attention. One dispatch. */
+#define AE_VK_ATTN_MAX_MASK 128
+int ae_vk_attention_masked (AeVkContext * ctx, AeVkTensor * out,
+    const AeVkTensor * q, const AeVkTensor * k, const AeVkTensor * v,
+    const AeVkTensor * k_extra, const AeVkTensor * v_extra,
+    const bool *extra_mask, int heads, float scale, AeError * err);
 
 int ae_vk_upsample_nearest2x (AeVkContext * ctx, AeVkTensor * y,
     const AeVkTensor * x, AeError * err);

@@ -316,14 +316,111 @@ attn_case (const char *name, int64_t bn, int64_t lq, int64_t lk, int heads,
   case_end ();
 }
 
+/* Reference attention under CFG: element i uses the extra tokens only
+ * when mask[i]; the CPU reference runs each element on its own. */
+static void
+attn_masked_case (const char *name, int64_t bn, int64_t lq, int64_t lk,
+    int heads, int64_t d, int64_t le, const bool *mask)
+{
+  AeError err;
+  int64_t hd = heads * d;
+  AeTensor q = RAND (-1, 1, bn, lq, hd), k = RAND (-1, 1, bn, lk, hd);
+  AeTensor v = RAND (-1, 1, bn, lk, hd), o = RAND (0, 0, bn, lq, hd);
+  AeTensor ke = RAND (-1, 1, 1, le, hd), ve = RAND (-1, 1, 1, le, hd);
+  AeVkTensor dq = dev_of (&q), dk = dev_of (&k), dv = dev_of (&v),
+      dout = dev_of (&o), dke = dev_of (&ke), dve = dev_of (&ve);
+
+  for (int64_t i = 0; i < bn; i++) {
+    AeTensor qi = ae_tensor_3d (q.data + i * lq * hd, 1, lq, hd);
+    AeTensor ki = ae_tensor_3d (k.data + i * lk * hd, 1, lk, hd);
+    AeTensor vi = ae_tensor_3d (v.data + i * lk * hd, 1, lk, hd);
+    AeTensor oi = ae_tensor_3d (o.data + i * lq * hd, 1, lq, hd);
+    if (ae_attention (&oi, &qi, &ki, &vi, mask[i] ? &ke : NULL,
+            mask[i] ? &ve : NULL, heads, 0.0f, &arena, &err) < 0) {
+      printf ("FAIL %s: cpu: %s\n", name, err.msg);
+      failures++;
+      return;
+    }
+  }
+  expect_ok (ae_vk_attention_masked (&ctx, &dout, &dq, &dk, &dv, &dke, &dve,
+          mask, heads, 0.0f, &err), name, &err);
+  check (name, &dout, &o, 1e-5, 1e-5);
+  case_end ();
+}
+
+/* Weights exactly representable in f16 (normals, half subnormals, zero)
+ * are stored packed (buf->half) and give the f32 results; one value that
+ * is not keeps the whole tensor in f32. */
+static void
+test_f16_weights (void)
+{
+  AeError err;
+  AeTensor x = RAND (-1, 1, 3, 5, 6, 7), y = RAND (0, 0, 3, 4, 6, 7);
+  AeTensor w = RAND (-1, 1, 4, 5, 3, 3), xl = RAND (-1, 1, 2, 9, 45);
+  AeTensor yl = RAND (0, 0, 2, 9, 4), w_odd = RAND (-1, 1, 4, 45);
+  AeVkTensor dx = dev_of (&x), dy = dev_of (&y), dxl = dev_of (&xl),
+      dyl = dev_of (&yl);
+  AeVkBuffer *bw, *bodd;
+
+  for (int64_t i = 0; i < ae_tensor_numel (&w); i++) {
+    /* k / 1024 in [-1, 1): 11 significant bits at most */
+    w.data[i] = floorf (w.data[i] * 1024.0f) / 1024.0f;
+  }
+  w.data[0] = 0x1p-24f;         /* smallest half subnormal */
+  w.data[1] = -0x3p-20f;        /* a half subnormal */
+  w.data[2] = 0.0f;
+  w.data[3] = 65504.0f / 65536.0f;
+  for (int64_t i = 0; i < ae_tensor_numel (&w_odd); i++)
+    w_odd.data[i] = w.data[i % 16];
+  w_odd.data[179] = 0.1f;       /* not an f16 value */
+  bw = ae_vk_pool_matrix (&ctx, w.data, (size_t) ae_tensor_numel (&w), &err);
+  bodd = ae_vk_pool_matrix (&ctx, w_odd.data,
+      (size_t) ae_tensor_numel (&w_odd), &err);
+  if (!bw || !bodd || !bw->half || bodd->half) {
+    printf ("FAIL f16 weights: packed %d / %d (expected 1 / 0)\n",
+        bw ? bw->half : -1, bodd ? bodd->half : -1);
+    failures++;
+    return;
+  }
+  printf ("ok   f16-exact conv weight packed (%zu bytes), other kept f32\n",
+      bw->size);
+  AeVkTensor dw = ae_vk_tensor_like (bw, &w), dodd = ae_vk_tensor_like (bodd,
+      &w_odd);
+  ae_conv2d (&y, &x, &w, NULL, 1, 1, &arena, &err);
+  expect_ok (ae_vk_conv2d (&ctx, &dy, &dx, &dw, NULL, 1, 1, &err),
+      "vk conv2d f16w", &err);
+  check ("conv2d f16 weights 5->4", &dy, &y, 1e-5, 1e-6);
+  ae_linear (&yl, &xl, &w_odd, NULL, &err);
+  expect_ok (ae_vk_linear (&ctx, &dyl, &dxl, &dodd, NULL, &err),
+      "vk linear f32 fallback", &err);
+  check ("linear non-f16 weights (f32)", &dyl, &yl, 1e-5, 1e-6);
+  /* an f16 buffer anywhere else is refused */
+  if (ae_vk_silu (&ctx, &dw, &dw, &err) != -1 || !strstr (err.msg, "f16")) {
+    printf ("FAIL silu accepted an f16 buffer\n");
+    failures++;
+  }
+  ae_vk_pool_forget (&ctx, w.data);
+  ae_vk_pool_forget (&ctx, w_odd.data);
+  case_end ();
+}
+
 static void
 test_attention (void)
 {
+  static const bool mask[40] = { true, false, false, true, [33] = true };
+
   attn_case ("attn self B2 L37 h2 d40", 2, 37, 37, 2, 40, 0, 0);
   attn_case ("attn cross Lq67 Lk13 h3 d8", 1, 67, 13, 3, 8, 0, 0);
   attn_case ("attn + shared extra Le11", 2, 19, 23, 2, 24, 1, 11);
   attn_case ("attn + per-batch extra", 2, 9, 5, 1, 16, 2, 7);
-  attn_case ("attn d160 (max)", 1, 5, 17, 1, 160, 0, 0);
+  attn_case ("attn d160 (max narrow)", 1, 5, 17, 1, 160, 0, 0);
+  attn_case ("attn wide d161", 2, 7, 9, 1, 161, 0, 0);
+  attn_case ("attn wide d512 L150 (VAE)", 1, 150, 150, 1, 512, 0, 0);
+  attn_case ("attn wide h2 d300 + extra", 2, 11, 70, 2, 300, 1, 13);
+  attn_masked_case ("attn masked extra B4", 4, 13, 9, 2, 24, 5, mask);
+  attn_masked_case ("attn masked extra B40 (bit 33)", 40, 3, 4, 1, 8, 3,
+      mask);
+  attn_masked_case ("attn wide masked extra B3", 3, 5, 6, 1, 200, 7, mask);
 }
 
 static void
@@ -413,7 +510,7 @@ static void
 test_errors (void)
 {
   AeError err;
-  AeTensor x = RAND (-1, 1, 1, 6, 4, 4), q = RAND (-1, 1, 1, 3, 170);
+  AeTensor x = RAND (-1, 1, 1, 6, 4, 4), q = RAND (-1, 1, 1, 3, 1030);
   AeVkTensor dx = dev_of (&x), dq = dev_of (&q);
   AeVkTensor big = ae_vk_tensor_nd (dx.buf, 4, DIMS (1, 6, 40, 40));
 
@@ -423,7 +520,7 @@ test_errors (void)
   expect_error (ae_vk_silu (&ctx, &big, &big, &err), &err,
       "silu on a too-small buffer", "buffer holds");
   expect_error (ae_vk_attention (&ctx, &dq, &dq, &dq, &dq, NULL, NULL, 1, 0,
-          &err), &err, "attention head dim 170", "head dim");
+          &err), &err, "attention head dim 1030", "head dim");
   expect_error (ae_vk_conv2d (&ctx, &dx, &dx, &dx, NULL, 1, 1, &err), &err,
       "conv2d with a mismatched y", "conv2d");
   case_end ();
@@ -504,6 +601,7 @@ main (int argc, char **argv)
   test_geglu ();
   test_norms ();
   test_linear ();
+  test_f16_weights ();
   test_conv2d ();
   test_attention ();
   test_upsample_timestep ();
