@@ -11,6 +11,12 @@
 #ifdef HAVE_POSETESTSRC
 #include "gstposetestsrc.h"
 #endif
+#ifdef HAVE_AVATARDIFFUSE
+#include "gstavatardiffuse.h"
+#endif
+#ifdef HAVE_LATENTFUSE
+#include "gstlatentfuse.h"
+#endif
 
 static gboolean
 plugin_init (GstPlugin * plugin)
@@ -22,6 +28,12 @@ plugin_init (GstPlugin * plugin)
 #endif
 #ifdef HAVE_POSETESTSRC
   ret |= GST_ELEMENT_REGISTER (posetestsrc, plugin);
+#endif
+#ifdef HAVE_AVATARDIFFUSE
+  ret |= GST_ELEMENT_REGISTER (avatardiffuse, plugin);
+#endif
+#ifdef HAVE_LATENTFUSE
+  ret |= GST_ELEMENT_REGISTER (latentfuse, plugin);
 #endif
   return ret;
 }
