@@ -259,11 +259,39 @@ attn1_core (Fwd * f, AeVkTensor * o, const AeVkTensor * q,
     AeVkTensor k1 = ae_vk_tensor_nd (k->buf, 3, s);
     AeVkTensor v1 = ae_vk_tensor_nd (v->buf, 3, s);
     AeVkTensor o1 = ae_vk_tensor_nd (o->buf, 3, s);
-    if (hk->ref_mode == AE_REF_INJECT)
-      return ae_error (f->err, "unet: temporal attention together with "
-          "reference injection is not supported");
-    return ae_vk_attention (f->ctx, &o1, &q1, &k1, &v1, NULL, NULL,
-        blk->heads, 0.0f, f->err);
+    bool inj = hk->ref_mode == AE_REF_INJECT &&
+        (hk->ref_batch_mask == NULL || hk->ref_batch_mask[0]);
+    /* Temporal + reference (Make-Your-Anchor), as engine/unet.c: keys and
+     * values = every frame's tokens, then the reference tokens; one
+     * sequence, so the batch mask must be the same for every frame. */
+    for (int64_t i = 1; hk->ref_mode == AE_REF_INJECT &&
+        hk->ref_batch_mask && i < b; i++)
+      if (hk->ref_batch_mask[i] != hk->ref_batch_mask[0])
+        return ae_error (f->err, "unet: temporal attention needs the same "
+            "ref_batch_mask for every frame of the batch");
+    if (!inj)
+      return ae_vk_attention (f->ctx, &o1, &q1, &k1, &v1, NULL, NULL,
+          blk->heads, 0.0f, f->err);
+    ref = f->block_index < f->n_bank ?
+        &f->vu->bank_dev[f->block_index] : NULL;
+    if (ref == NULL || ref->ndim != 3 || ref->shape[0] != 1 ||
+        ref->shape[2] != c)
+      return ae_error (f->err, "unet: temporal attention needs one "
+          "reference bank entry (1, L, %lld) for transformer block %d",
+          (long long) c, f->block_index);
+    mark = ae_vk_stack_mark (f->s);
+    ret = -1;
+    if (ae_vk_stack_tensor3 (f->s, &ke, 1, ref->shape[1], c, f->err) == 0
+        && ae_vk_stack_tensor3 (f->s, &ve, 1, ref->shape[1], c,
+            f->err) == 0
+        && ae_vk_linear_w (f->ctx, &ke, ref, &blk->attn1.to_k, NULL,
+            f->err) == 0
+        && ae_vk_linear_w (f->ctx, &ve, ref, &blk->attn1.to_v, NULL,
+            f->err) == 0)
+      ret = ae_vk_attention (f->ctx, &o1, &q1, &k1, &v1, &ke, &ve,
+          blk->heads, 0.0f, f->err);
+    ae_vk_stack_release (f->s, mark);
+    return ret;
   }
   if (hk == NULL || hk->ref_mode != AE_REF_INJECT)
     return ae_vk_attention (f->ctx, o, q, k, v, NULL, NULL, blk->heads, 0.0f,

@@ -14,8 +14,9 @@
  * AeRefBank after the pass, so a bank captured on either backend can be
  * injected on either) and INJECT with ref_batch_mask (one masked attention
  * dispatch; at most AE_VK_ATTN_MAX_MASK batch elements), temporal
- * all-frame attention. act_fn is not supported (an error says so): use
- * the CPU backend to dump activations. */
+ * all-frame attention, alone or with the reference tokens appended (one
+ * bank entry per block, a mask uniform over the frames). act_fn is not
+ * supported (an error says so): use the CPU backend to dump activations. */
 #ifndef AE_VK_UNET_H
 #define AE_VK_UNET_H
 

@@ -8,8 +8,9 @@
  *       Down, mid, Up, CrossAttnUp); 1x1-conv or linear projections, f32
  *       or f16-packed weights; one step on a (3, 4, 12, 20) latent: plain,
  *       conv_in residual, reference capture (bank compared) and inject
- *       with a batch mask, temporal all-frame attention; weights uploaded
- *       once and no new buffer on a second pass; errors.
+ *       with a batch mask, temporal all-frame attention alone and with the
+ *       reference tokens; weights uploaded once and no new buffer on a
+ *       second pass; errors.
  *   test_vk_models vae    -- the embedded model's AutoencoderKL
  *       (models/avatar-default/vae): decode of a (2, 4, 5, 7) latent,
  *       encode of a (2, 3, 24, 40) image.
@@ -275,14 +276,34 @@ test_unet_variant (bool linear_projection, bool f16_weights)
   snprintf (name, sizeof name, "temporal all-frame attention %s", tag);
   run_both (&c, &hk, &hk, name);
 
+  /* Temporal + reference (Make-Your-Anchor): one sequence of all frames'
+   * tokens plus the reference tokens; a uniform mask (all on, all off). */
+  {
+    bool on[3] = { true, true, true }, off[3] = { false, false, false };
+    AeUNetHooks hv;
+    hk.ref_mode = AE_REF_INJECT;
+    hk.bank = &bank_cpu;
+    hv = hk;
+    hv.bank = &bank_vk;
+    snprintf (name, sizeof name, "temporal + reference inject %s", tag);
+    run_both (&c, &hk, &hv, name);
+    hk.ref_batch_mask = hv.ref_batch_mask = on;
+    snprintf (name, sizeof name, "temporal + inject, mask 1,1,1 %s", tag);
+    run_both (&c, &hk, &hv, name);
+    hk.ref_batch_mask = hv.ref_batch_mask = off;
+    snprintf (name, sizeof name, "temporal + inject, mask 0,0,0 %s", tag);
+    run_both (&c, &hk, &hv, name);
+  }
+
   /* Errors: named, nothing aborts, the context stays usable. */
   {
     AeTensor bad = test_tensor4 (NULL, 3, 4, 12, 18);
     hk.ref_mode = AE_REF_INJECT;
     hk.bank = &bank_vk;
+    hk.ref_batch_mask = mask;
     CHECK (ae_vk_unet_forward (c.vu, &c.out_vk, &c.sample, c.ts, 3, &c.ctx,
-            &hk, &err) < 0 && strstr (err.msg, "temporal"),
-        "temporal + inject: '%s'", err.msg);
+            &hk, &err) < 0 && strstr (err.msg, "same ref_batch_mask"),
+        "temporal + mixed mask: '%s'", err.msg);
     memset (&hk, 0, sizeof hk);
     hk.act_fn = no_act;
     CHECK (ae_vk_unet_forward (c.vu, &c.out_vk, &c.sample, c.ts, 3, &c.ctx,
