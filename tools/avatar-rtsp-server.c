@@ -8,14 +8,22 @@
  *     posetestsrc is-live=true ! posemapper ! avatardiffuse ! latentfuse ! \
  *     videoconvert ! x264enc tune=zerolatency ! rtph264pay name=pay0 pt=96
  *
- * then `ffplay rtsp://127.0.0.1:8554/avatar`. By default one pipeline is
- * shared by every client (the diffusion runs once, however many watch).
- * With --port 0 the system picks a free port. When the server listens it
- * prints exactly one line `rtsp://HOST:PORT/MOUNT` on stdout, so scripts can
- * wait for that line and read the port from it. SIGINT or SIGTERM stops it.
+ * then `ffplay rtsp://127.0.0.1:8554/avatar`. gst-rtsp-server gives a
+ * pipeline 20 s to produce its first frame; a diffusion pipeline on a CPU
+ * may need longer, so the slow part can run as a separate --render
+ * pipeline that feeds the served one through intervideosink/intervideosrc
+ * (the served stream then runs at its own frame rate, repeating the last
+ * avatar frame while the next one renders). By default one pipeline is
+ * shared by every client (the diffusion runs once, however many watch) and
+ * starts at launch, like a TV channel; clients join it. With --port 0 the
+ * system picks a free port. When clients can connect (the shared pipeline
+ * has its first frame out) it prints exactly one line
+ * `rtsp://HOST:PORT/MOUNT` on stdout, so scripts can wait for that line and
+ * read the port from it. SIGINT or SIGTERM stops it cleanly.
  */
 #include <gst/gst.h>
 #include <gst/rtsp-server/rtsp-server.h>
+#include <gst/video/video.h>
 #include <glib-unix.h>
 
 #include <stdio.h>
@@ -25,7 +33,16 @@ typedef struct
 {
   GMainLoop *loop;
   GstRTSPServer *server;
+  GMutex lock;                  /* medias: client, media and main threads */
   GList *medias;                /* prepared medias (refs), stopped at exit */
+  GstRTSPMedia *eager;          /* the shared media started at launch */
+  GstRTSPThread *eager_thread;  /* taken by prepare_eager () */
+  GstElement *render;           /* --render pipeline, or NULL */
+  gchar *url;
+  volatile gint ready;          /* the eager media prerolled */
+  volatile gint render_ready;   /* the render pipeline's first frame is out */
+  gboolean url_printed;
+  gint exit_code;
   gint max_clients;             /* stop after this many clients closed; 0 = never */
   gint clients_closed;
 } Server;
@@ -44,10 +61,26 @@ static void
 shutdown_server (Server * s)
 {
   gst_rtsp_server_client_filter (s->server, remove_client, NULL);
-  while (s->medias) {
-    GstRTSPMedia *media = s->medias->data;
+  if (s->eager_thread) {        /* never started */
+    gst_rtsp_thread_stop (s->eager_thread);
+    s->eager_thread = NULL;
+  }
+  if (s->eager) {
+    gst_rtsp_media_unprepare (s->eager);
+    g_object_unref (s->eager);
+    s->eager = NULL;
+  }
+  for (;;) {
+    GstRTSPMedia *media = NULL;
 
-    s->medias = g_list_delete_link (s->medias, s->medias);
+    g_mutex_lock (&s->lock);
+    if (s->medias) {
+      media = s->medias->data;
+      s->medias = g_list_delete_link (s->medias, s->medias);
+    }
+    g_mutex_unlock (&s->lock);
+    if (!media)
+      break;
     gst_rtsp_media_unprepare (media);
     g_object_unref (media);
   }
@@ -86,12 +119,39 @@ static void
 on_media_unprepared (GstRTSPMedia * media, gpointer user_data)
 {
   Server *s = user_data;
-  GList *link = g_list_find (s->medias, media);
+  GList *link;
 
+  g_mutex_lock (&s->lock);
+  link = g_list_find (s->medias, media);
   if (link) {
     s->medias = g_list_delete_link (s->medias, link);
     g_idle_add (unref_later, media);    /* not inside its own signal */
   }
+  g_mutex_unlock (&s->lock);
+}
+
+/* A client joining a running stream can decode from the next key frame
+ * only: ask the encoder for one now. The event goes upstream from the
+ * payloader to the encoder. */
+static void
+on_play_request (GstRTSPClient * client, GstRTSPContext * ctx,
+    gpointer user_data)
+{
+  GstElement *element, *pay0;
+  GstPad *pad;
+
+  if (!ctx->media)
+    return;
+  element = gst_rtsp_media_get_element (ctx->media);
+  pay0 = gst_bin_get_by_name (GST_BIN (element), "pay0");
+  if (pay0 && (pad = gst_element_get_static_pad (pay0, "src"))) {
+    gst_pad_send_event (pad, gst_video_event_new_upstream_force_key_unit
+        (GST_CLOCK_TIME_NONE, TRUE, 0));
+    gst_object_unref (pad);
+  }
+  if (pay0)
+    gst_object_unref (pay0);
+  gst_object_unref (element);
 }
 
 static void
@@ -104,6 +164,57 @@ on_client_connected (GstRTSPServer * server, GstRTSPClient * client,
       conn ? gst_rtsp_connection_get_ip (conn) : "?");
   g_signal_connect (client, "closed", G_CALLBACK (on_client_closed),
       user_data);
+  g_signal_connect (client, "play-request", G_CALLBACK (on_play_request),
+      NULL);
+}
+
+/* The URL line on stdout means: clients can connect and get frames now
+ * (the served pipeline runs, and the render pipeline, if any, has its first
+ * frame out). Called in the main thread whenever one of them gets ready. */
+static gboolean
+print_url (gpointer user_data)
+{
+  Server *s = user_data;
+
+  if (s->url_printed || (s->eager && !g_atomic_int_get (&s->ready))
+      || (s->render && !g_atomic_int_get (&s->render_ready)))
+    return G_SOURCE_REMOVE;
+  s->url_printed = TRUE;
+  printf ("%s\n", s->url);
+  fflush (stdout);
+  g_printerr ("avatar-rtsp-server: ready at %s\n", s->url);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_eager_prepared (GstRTSPMedia * media, gpointer user_data)
+{
+  Server *s = user_data;
+
+  if (g_atomic_int_compare_and_exchange (&s->ready, 0, 1))
+    g_idle_add (print_url, s);
+}
+
+static gboolean
+eager_failed (gpointer user_data)
+{
+  Server *s = user_data;
+
+  g_printerr ("avatar-rtsp-server: the served pipeline did not start: it "
+      "failed, or had no frame out within gst-rtsp-server's 20 s (run the "
+      "slow part with --render)\n");
+  s->exit_code = 1;
+  g_main_loop_quit (s->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_eager_unprepared (GstRTSPMedia * media, gpointer user_data)
+{
+  Server *s = user_data;
+
+  if (!g_atomic_int_get (&s->ready))
+    g_idle_add (eager_failed, s);
 }
 
 /* A pipeline error while a client watches: printed here (the client sees
@@ -144,8 +255,129 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
     gst_object_unref (bus);
   }
   gst_object_unref (element);
+  g_mutex_lock (&s->lock);
   s->medias = g_list_prepend (s->medias, g_object_ref (media));
+  g_mutex_unlock (&s->lock);
   g_signal_connect (media, "unprepared", G_CALLBACK (on_media_unprepared), s);
+  g_printerr ("avatar-rtsp-server: pipeline created\n");
+}
+
+/* Starts the shared media (once). */
+static gboolean
+prepare_eager (Server * s)
+{
+  GstRTSPThread *thread = s->eager_thread;
+
+  if (!s->eager || !thread)
+    return TRUE;
+  s->eager_thread = NULL;
+  g_printerr ("avatar-rtsp-server: starting the served pipeline; the URL is "
+      "printed when its first frame is out\n");
+  if (!gst_rtsp_media_prepare (s->eager, thread)) {
+    g_printerr ("avatar-rtsp-server: the served pipeline could not start\n");
+    s->exit_code = 1;
+    g_main_loop_quit (s->loop);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- the --render pipeline ---------------------------------------------- */
+
+static gboolean
+render_ready (gpointer user_data)
+{
+  Server *s = user_data;
+
+  g_printerr ("avatar-rtsp-server: render pipeline: first frame out\n");
+  if (prepare_eager (s))
+    print_url (s);
+  return G_SOURCE_REMOVE;
+}
+
+static GstPadProbeReturn
+render_first_frame (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  Server *s = user_data;
+
+  if (g_atomic_int_compare_and_exchange (&s->render_ready, 0, 1))
+    g_idle_add (render_ready, s);
+  return GST_PAD_PROBE_REMOVE;
+}
+
+static gboolean
+on_render_bus (GstBus * bus, GstMessage * msg, gpointer user_data)
+{
+  Server *s = user_data;
+
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    gchar *dbg = NULL;
+
+    gst_message_parse_error (msg, &err, &dbg);
+    g_printerr ("avatar-rtsp-server: render pipeline: ERROR from %s: %s\n%s%s",
+        GST_OBJECT_NAME (msg->src), err->message, dbg ? dbg : "",
+        dbg ? "\n" : "");
+    g_clear_error (&err);
+    g_free (dbg);
+    s->exit_code = 1;
+    g_main_loop_quit (s->loop);
+  } else if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS) {
+    g_printerr ("avatar-rtsp-server: render pipeline: end of stream (the "
+        "served stream keeps its last frame)\n");
+  }
+  return TRUE;
+}
+
+/* Builds the render pipeline and watches its sink's first frame. */
+static gboolean
+start_render (Server * s, const gchar * desc)
+{
+  GError *err = NULL;
+  GstElement *sink = NULL;
+  GstIterator *it;
+  GValue item = G_VALUE_INIT;
+  GstBus *bus;
+  GstPad *pad;
+
+  s->render = gst_parse_launch (desc, &err);
+  if (!s->render || err) {
+    g_printerr ("avatar-rtsp-server: bad --render description: %s\n",
+        err ? err->message : "unknown error");
+    g_clear_error (&err);
+    return FALSE;
+  }
+  if (!GST_IS_BIN (s->render)) {
+    g_printerr ("avatar-rtsp-server: --render needs a pipeline ending in a "
+        "sink (e.g. intervideosink channel=avatar)\n");
+    return FALSE;
+  }
+  it = gst_bin_iterate_sinks (GST_BIN (s->render));
+  if (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+    sink = g_value_dup_object (&item);
+    g_value_reset (&item);
+  }
+  gst_iterator_free (it);
+  if (!sink || !(pad = gst_element_get_static_pad (sink, "sink"))) {
+    g_printerr ("avatar-rtsp-server: the --render pipeline has no sink\n");
+    if (sink)
+      gst_object_unref (sink);
+    return FALSE;
+  }
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, render_first_frame, s,
+      NULL);
+  gst_object_unref (pad);
+  gst_object_unref (sink);
+  bus = gst_element_get_bus (s->render);
+  gst_bus_add_watch (bus, on_render_bus, s);
+  gst_object_unref (bus);
+  if (gst_element_set_state (s->render,
+          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    g_printerr ("avatar-rtsp-server: the --render pipeline could not "
+        "start\n");
+    return FALSE;
+  }
+  return TRUE;
 }
 
 int
@@ -153,8 +385,8 @@ main (int argc, char **argv)
 {
   Server s = { 0 };
   gint port = 8554;
-  gchar *address = NULL, *mount = NULL;
-  gboolean not_shared = FALSE;
+  gchar *address = NULL, *mount = NULL, *render = NULL;
+  gboolean not_shared = FALSE, lazy = FALSE;
   gchar **rest = NULL;
   GOptionEntry entries[] = {
     {"port", 'p', 0, G_OPTION_ARG_INT, &port,
@@ -165,6 +397,16 @@ main (int argc, char **argv)
         "Path of the stream in the URL (default: /avatar)", "PATH"},
     {"not-shared", 0, 0, G_OPTION_ARG_NONE, &not_shared,
         "Run one pipeline per client instead of one shared by all", NULL},
+    {"render", 'r', 0, G_OPTION_ARG_STRING, &render,
+          "A second pipeline, run from launch in this process, that feeds "
+          "the served one (e.g. '... ! latentfuse ! intervideosink "
+          "channel=avatar' with 'intervideosrc channel=avatar ! ...' "
+          "served): the served pipeline then starts at once, however slow "
+          "the render is", "DESCRIPTION"},
+    {"lazy", 0, 0, G_OPTION_ARG_NONE, &lazy,
+          "Start the shared pipeline with the first client, not at launch "
+          "(gst-rtsp-server then gives it 20 s to produce its first frame)",
+        NULL},
     {"max-clients", 0, 0, G_OPTION_ARG_INT, &s.max_clients,
         "Exit after this many clients have disconnected; 0 = never "
           "(default: 0)", "N"},
@@ -249,6 +491,7 @@ main (int argc, char **argv)
     desc = g_string_free (str, FALSE);
   }
 
+  g_mutex_init (&s.lock);
   s.loop = g_main_loop_new (NULL, FALSE);
   server = s.server = gst_rtsp_server_new ();
   service = g_strdup_printf ("%d", port);
@@ -277,14 +520,53 @@ main (int argc, char **argv)
   sig_term = g_unix_signal_add (SIGTERM, on_signal, &s);
 
   host = address && strcmp (address, "0.0.0.0") != 0 ? address : "127.0.0.1";
-  printf ("rtsp://%s:%d%s\n", host, gst_rtsp_server_get_bound_port (server),
-      mount);
-  fflush (stdout);
+  s.url = g_strdup_printf ("rtsp://%s:%d%s", host,
+      gst_rtsp_server_get_bound_port (server), mount);
+  if (render) {
+    g_printerr ("avatar-rtsp-server: rendering %s\n", render);
+    if (!start_render (&s, render))
+      return 1;
+  }
   g_printerr ("avatar-rtsp-server: serving %s\n", desc);
+  if (!not_shared && !lazy) {
+    /* Start the one shared pipeline now, like a TV channel: a client
+     * DESCRIBE waits at most 20 s for a pipeline to preroll, and the first
+     * frame of a diffusion pipeline on a CPU can take longer than that.
+     * The factory keeps this media for every client of the URL; holding it
+     * prepared keeps it running between clients. */
+    GstRTSPUrl *url = NULL;
+    GstRTSPThreadPool *pool = gst_rtsp_server_get_thread_pool (server);
+    GstRTSPThread *thread;
+
+    gst_rtsp_url_parse (s.url, &url);
+    s.eager = url ? gst_rtsp_media_factory_construct (factory, url) : NULL;
+    thread = gst_rtsp_thread_pool_get_thread (pool,
+        GST_RTSP_THREAD_TYPE_MEDIA, NULL);
+    g_object_unref (pool);
+    if (!s.eager || !thread) {
+      g_printerr ("avatar-rtsp-server: could not create the media\n");
+      return 1;
+    }
+    gst_rtsp_url_free (url);
+    g_signal_connect (s.eager, "prepared", G_CALLBACK (on_eager_prepared), &s);
+    g_signal_connect (s.eager, "unprepared", G_CALLBACK (on_eager_unprepared),
+        &s);
+    s.eager_thread = thread;
+    /* With a render pipeline, the served one starts on its first frame
+     * (render_ready), so that it prerolls with an avatar frame. */
+    if (!s.render && !prepare_eager (&s))
+      return 1;
+  } else {
+    print_url (&s);
+  }
 
   g_main_loop_run (s.loop);
   g_printerr ("avatar-rtsp-server: stopping\n");
   shutdown_server (&s);
+  if (s.render) {
+    gst_element_set_state (s.render, GST_STATE_NULL);
+    gst_object_unref (s.render);
+  }
 
   g_source_remove (sig_int);
   g_source_remove (sig_term);
@@ -292,8 +574,11 @@ main (int argc, char **argv)
   g_object_unref (server);
   g_main_loop_unref (s.loop);
   g_free (desc);
+  g_mutex_clear (&s.lock);
+  g_free (s.url);
+  g_free (render);
   g_free (address);
   g_free (mount);
   g_strfreev (rest);
-  return 0;
+  return s.exit_code;
 }

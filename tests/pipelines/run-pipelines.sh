@@ -3,7 +3,8 @@
 # and fakesink, and checks what each produced with a real client (ffprobe,
 # ffmpeg as RTP and RTSP receiver, a GStreamer RTP receiver).
 #   run-pipelines.sh BUILD_DIR [GROUP...]
-# Groups: pose (guidance-only scripts), demo, file, rtp, rtsp; default all.
+# Groups: pose (guidance-only scripts), tools (avatar-launch and
+# avatar-rtsp-server error paths), demo, file, rtp, rtsp; default all.
 # Loopback ports are picked free (pipelines/ports.py), so groups may run in
 # parallel. AVATAR=auto|on|off as in pipelines/common.sh (auto: the avatar
 # chain when the plugin has avatardiffuse and latentfuse).
@@ -11,7 +12,7 @@ set -u
 top=${AVATAR_SOURCE_DIR:?}
 export BUILD=${1:?build dir}
 shift
-groups=${*:-pose demo file rtp rtsp}
+groups=${*:-pose tools demo file rtp rtsp}
 export SINK=fakesink FRAMES=20
 # Short avatar renders: few steps, short windows (so that the 12-frame runs
 # cross a window overlap and end in a partial window), small frame counts
@@ -44,7 +45,6 @@ I420=$((SIZE * SIZE * 3 / 2))
 # of SIZE x SIZE I420 with consecutive timestamps (no frame lost between).
 framecrc_ok () {
   awk -F', *' -v n="$2" -v size="$I420" '
-    /^#dimensions/ { dims = $0 }
     /^[0-9]/ { if ($5 != size) bad = 1
                if (count > 0 && $2 - last != step && step) bad = 1
                if (count == 1) step = $2 - last
@@ -109,6 +109,24 @@ file)
     -show_entries stream=nb_read_frames,width,height -of csv=p=0 "$tmp/file.mp4")
   check "avatar-file writes one ${SIZE}x$SIZE frame per pose, 12 (got: $frames)" \
     "[ '$frames' = '$SIZE,$SIZE,12' ]"
+  if [ "$AVATAR" = on ] && [ -x "$BUILD/engine/avatar-engine" ]; then
+    # The elements in a pipeline give exactly the frames the engine's own
+    # renderer gives for the same poses and settings (two windows fused
+    # over their overlap, the last one partial at EOS).
+    gst-launch-1.0 -q filesrc location="$tmp/in.jsonl" ! posemapper ! \
+      video/x-raw,width=$SIZE,height=$SIZE ! avatardiffuse steps=$STEPS \
+      window=$WINDOW overlap=$OVERLAP seed=1 ! latentfuse ! videoconvert ! \
+      video/x-raw,format=RGB ! pngenc ! multifilesink location="$tmp/gst-%05d.png"
+    "$BUILD/engine/avatar-engine" render --model "$top/models/avatar-default" \
+      --poses "$tmp/in.jsonl" --out "$tmp/engine" --steps $STEPS \
+      --window $WINDOW --overlap $OVERLAP --seed 1 > /dev/null
+    psnr=$(ffmpeg -nostdin -i "$tmp/engine/%05d.png" -i "$tmp/gst-%05d.png" \
+      -lavfi "[0:v]format=rgb24[a];[1:v]format=rgb24[b];[a][b]psnr" -f null - 2>&1 |
+      sed -n 's/.*PSNR.*average:\([^ ]*\).*/\1/p')
+    n_gst=$(ls "$tmp"/gst-*.png | wc -l)
+    check "pipeline frames = avatar-engine render frames ($n_gst frames, PSNR $psnr)" \
+      "[ $n_gst -eq 12 ] && [ '$psnr' = inf ]"
+  fi
   ;;
 
 rtp)
@@ -162,20 +180,74 @@ rtsp)
   srv=$!
   pids="$pids $srv"
   i=0
-  while [ ! -s "$tmp/url" ] && [ $i -lt 300 ] && kill -0 $srv 2>/dev/null; do
+  while [ ! -s "$tmp/url" ] && [ $i -lt 1200 ] && kill -0 $srv 2>/dev/null; do
     sleep 0.1; i=$((i + 1))
   done
   url=$(head -n 1 "$tmp/url")
   check "avatar-rtsp prints its URL (got: $url)" \
     "echo '$url' | grep -Eq '^rtsp://127.0.0.1:[0-9]+/avatar$'"
   timeout 120 ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" \
-    -frames:v $n -f framecrc "$tmp/rtsp.crc"
+    -frames:v $n -f framecrc "$tmp/rtsp.crc" \
+    -frames:v 1 -f rawvideo "$tmp/rtsp.yuv"
   check "ffmpeg plays the RTSP stream" "[ $? -eq 0 ]"
   check "RTSP: $n frames of ${SIZE}x$SIZE, consecutive timestamps" \
     "framecrc_ok '$tmp/rtsp.crc' $n"
+  # The URL comes once the first rendered frame is out: what a client sees
+  # is that frame (or a later one), not the black of an empty channel.
+  levels=$(od -An -tu1 -v -N $((SIZE * SIZE)) "$tmp/rtsp.yuv" | tr -s ' ' '\n' | sort -u | wc -l)
+  check "RTSP: the first frame has content ($levels grey levels)" "[ $levels -gt 16 ]"
+  # A second client joins the same running pipeline (shared, started once).
+  timeout 120 ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" \
+    -frames:v 4 -f framecrc "$tmp/rtsp2.crc"
+  check "a second client gets 4 frames of the same stream" \
+    "[ $? -eq 0 ] && framecrc_ok '$tmp/rtsp2.crc' 4"
+  check "one pipeline serves both clients" \
+    "[ \$(grep -c 'pipeline created' '$tmp/rtsp.err') -eq 1 ]"
   kill $srv; wait $srv
   check "avatar-rtsp-server stops cleanly on SIGTERM" "[ $? -eq 0 ]"
   cat "$tmp/rtsp.err"
+  ;;
+
+tools)
+  # avatar-launch and avatar-rtsp-server on their error paths and Ctrl-C.
+  launch="$BUILD/tools/avatar-launch"
+  "$launch" -- posetestsrc num-buffers=3 ! fakesink > /dev/null 2> "$tmp/l1.err"
+  check "avatar-launch without a 'progress' element fails and says so" \
+    "[ $? -eq 1 ] && grep -q \"no element named 'progress'\" '$tmp/l1.err'"
+  "$launch" -- posetestsrc ! nosuchelement ! fakesink > /dev/null 2> "$tmp/l2.err"
+  check "avatar-launch with an unknown element fails naming it" \
+    "[ $? -eq 1 ] && grep -q nosuchelement '$tmp/l2.err'"
+  "$launch" --frames 5 -- posetestsrc num-buffers=5 ! posemapper ! \
+    videoconvert name=progress ! filesink location="$tmp/no/such/dir/x" 2> "$tmp/l3.err"
+  check "avatar-launch reports a runtime error with its element and exits 1" \
+    "[ $? -eq 1 ] && grep -q 'ERROR from filesink' '$tmp/l3.err'"
+  # A live render stopped by SIGINT still ends in a playable MP4 (EOS).
+  "$launch" --label live -- posetestsrc is-live=true ! posemapper ! \
+    video/x-raw,width=$SIZE,height=$SIZE ! videoconvert name=progress ! \
+    video/x-raw,format=I420 ! x264enc ! mp4mux ! \
+    filesink location="$tmp/live.mp4" 2> "$tmp/l4.err" &
+  lp=$!
+  sleep 3
+  kill -INT $lp
+  wait $lp
+  rc=$?
+  frames=$(ffprobe -v error -count_frames -select_streams v:0 \
+    -show_entries stream=nb_read_frames -of csv=p=0 "$tmp/live.mp4" 2>/dev/null)
+  check "avatar-launch: Ctrl-C finishes the MP4 (exit $rc, $frames frames)" \
+    "[ $rc -eq 0 ] && [ '${frames:-0}' -gt 0 ]"
+  srv="$BUILD/tools/avatar-rtsp-server"
+  if [ -x "$srv" ]; then
+    "$srv" --port 0 -- videotestsrc ! fakesink > /dev/null 2> "$tmp/s1.err"
+    check "avatar-rtsp-server without pay0 fails and says so" \
+      "[ $? -eq 1 ] && grep -q pay0 '$tmp/s1.err'"
+    "$srv" --port 0 -- videotestsrc ! nosuchelement name=pay0 > /dev/null 2> "$tmp/s2.err"
+    check "avatar-rtsp-server with a bad description fails naming it" \
+      "[ $? -eq 1 ] && grep -q nosuchelement '$tmp/s2.err'"
+    "$srv" --port 0 --render "videotestsrc ! nosuchelement ! fakesink" -- \
+      videotestsrc ! x264enc ! rtph264pay name=pay0 > /dev/null 2> "$tmp/s3.err"
+    check "avatar-rtsp-server with a bad --render fails naming it" \
+      "[ $? -eq 1 ] && grep -q nosuchelement '$tmp/s3.err'"
+  fi
   ;;
 
 *) echo "unknown group $g"; fail=1 ;;
