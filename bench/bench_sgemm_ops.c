@@ -210,6 +210,10 @@ main (int argc, char **argv)
   bench_attention (&arena, 2, 4096, 4096, 8, 40, reps);
   bench_attention (&arena, 2, 4096, 77, 8, 40, reps);
   bench_attention (&arena, 2, 1024, 1024, 8, 80, reps);
+  /* avatar-default, all-frame attention over a 16-frame window with CFG:
+   * 16 x 256 tokens of 96 channels, 16 x 64 tokens of 192 (narrow heads) */
+  bench_attention (&arena, 2, 4096, 4096, 8, 12, reps);
+  bench_attention (&arena, 2, 1024, 1024, 8, 24, reps);
   bench_norms (2, 320, 64, reps);
   ae_arena_clear (&arena);
   return 0;

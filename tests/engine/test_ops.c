@@ -385,6 +385,11 @@ test_attention (TestRng * r)
   attn_case (r, 2, 33, 300, 41, 2, 2, 4, 2.0f); /* extra kv per batch */
   attn_case (r, 3, 20, 20, 20, 1, 4, 3, 1.0f);  /* extra kv shared */
   attn_case (r, 1, 5, 0, 7, 1, 1, 4, 1.0f);     /* only extra tokens */
+  /* head widths of avatar-default (12) and SD1.5 (40), many key tiles */
+  attn_case (r, 2, 131, 1100, 77, 1, 8, 12, 2.0f);
+  attn_case (r, 1, 66, 530, 0, 1, 2, 32, 2.0f);
+  attn_case (r, 1, 66, 530, 0, 1, 2, 33, 2.0f);
+  attn_case (r, 1, 40, 40, 0, 1, 1, 40, 1.0f);
 
   CHECK (ae_attention (&out, &q, &k, &k, NULL, NULL, 2, 0.0f, &arena,
           &err) < 0, "attention accepted mismatched key width");
