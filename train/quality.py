@@ -89,9 +89,17 @@ def sha256_files(paths):
     return h.hexdigest()
 
 
+# top-level entries of a model folder that `avatar-engine render` does not read: left out of the
+# render key and of the snapshot (facerecapture's weights)
+MODEL_UNUSED = ("face",)
+
+
 def model_fingerprint(model):
     files = []
     for root, dirs, names in os.walk(model):
+        if root == model:
+            dirs[:] = [d for d in dirs if d not in MODEL_UNUSED]
+            names = [n for n in names if n not in MODEL_UNUSED]
         dirs.sort()
         files.extend(os.path.join(root, n) for n in sorted(names))
     if not files:
@@ -109,7 +117,7 @@ def snapshot_model(model, cache):
     tmp = os.path.join(cache, "models", "incoming-%d" % os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        shutil.copytree(model, tmp)
+        shutil.copytree(model, tmp, ignore=lambda d, names: [n for n in names if d == model and n in MODEL_UNUSED])
     except (OSError, shutil.Error) as e:
         raise QualityError("%s: cannot copy the model folder: %s" % (model, e))
     fp = model_fingerprint(tmp)
@@ -521,9 +529,10 @@ def write_report(a, path, ctx):
     L.append("")
     if ctx["incomplete"]:
         L.append("**Incomplete report** (`--no-render`): %d of the %d clips asked for lack renders and are "
-                 "left out (%s); every number below is over the other %d clips."
+                 "left out (%s); every number below is over the other %s. The same command without "
+                 "`--no-render` renders the rest (cached renders are reused) and writes the full report."
                  % (len(ctx["incomplete"]), len(clips) + len(ctx["incomplete"]), ", ".join(ctx["incomplete"]),
-                    len(clips)))
+                    "clip" if len(clips) == 1 else "%d clips" % len(clips)))
         L.append("")
     L.append("## Verdict")
     L.append("")
@@ -537,9 +546,10 @@ def write_report(a, path, ctx):
     L.append("## Setup")
     L.append("")
     ids = ", ".join("%d/%d" % (c.meta["identity"], c.meta["motion"]) for c in clips)
-    L.append("- Data: %d held-out clips (`avatar-world dataset --split heldout`, identity/motion seeds %s), "
-             "%d frames each at %d fps, %dx%d; %s." % (len(clips), ids, a.frames, clips[0].meta.get("fps", 25),
-                                                     a.size[0], a.size[1], rel(a.data)))
+    L.append("- Data: %d held-out clip%s (`avatar-world dataset --split heldout`, identity/motion seeds %s), "
+             "%d frames each at %d fps, %dx%d; %s."
+             % (len(clips), "" if len(clips) == 1 else "s", ids, a.frames, clips[0].meta.get("fps", 25),
+                a.size[0], a.size[1], rel(a.data)))
     L.append("- Model: `%s` (files sha256 %s...)%s." % (rel(a.model), ctx["model_fp"][:12], ctx["training"]))
     L.append("- Engine: `avatar-engine render`, %d %s steps, guidance %g, window %d, overlap %d, %s fusion, "
              "lookahead %d, seed %d, output %dx%d%s, %d threads, nice %d."
