@@ -22,5 +22,7 @@
 #include "image.h"
 #include "avatar-model.h"
 #include "avatar-stream.h"
+#include "face-align.h"
+#include "face-model.h"
 
 #endif /* AVATAR_ENGINE_H */

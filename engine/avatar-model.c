@@ -11,6 +11,17 @@
 #include "safetensors.h"
 #include "scheduler.h"
 
+/* The model's networks bound to one backend (avatar-model.h). */
+struct AeAvatarDevice
+{
+  AeAvatarModel *m;             /* the owner (no reference: it frees us) */
+  AeBackend *be;
+  AeBackendUNet *unet, *ref_unet;       /* NULL until prepared */
+  AeBackendVae *vae;
+  bool serial;                  /* Vulkan: passes and uploads under lock */
+  GMutex lock;
+};
+
 struct AeAvatarModel
 {
   gint refcount;
@@ -26,6 +37,10 @@ struct AeAvatarModel
   int native_size;              /* vae sample_size */
   int size_multiple;
   size_t mapped_bytes, converted_bytes;
+  /* The devices, created on first request (dev_lock), freed with us. */
+  GMutex dev_lock;
+  AeAvatarDevice *cpu, *vulkan;
+  char vulkan_note[sizeof ((AeError *) 0)->msg];        /* last failure */
 };
 
 struct AeAvatarReference
@@ -187,6 +202,222 @@ out:
   return ret;
 }
 
+/* ---- devices -------------------------------------------------------------- */
+
+static void
+device_free (AeAvatarDevice * d)
+{
+  if (d == NULL)
+    return;
+  ae_backend_unet_free (d->unet);
+  ae_backend_unet_free (d->ref_unet);
+  ae_backend_vae_free (d->vae);
+  ae_backend_free (d->be);
+  g_mutex_clear (&d->lock);
+  g_free (d);
+}
+
+/* Opens a backend of kind `want` (cpu or vulkan) for m. */
+static int
+device_open (AeAvatarModel * m, AeDevice want, AeAvatarDevice ** out,
+    AeError * err)
+{
+  AeAvatarDevice *d = g_new0 (AeAvatarDevice, 1);
+
+  g_mutex_init (&d->lock);
+  d->m = m;
+  if (ae_backend_open (&d->be, want, err) < 0) {
+    device_free (d);
+    return -1;
+  }
+  d->serial = ae_backend_device (d->be) != AE_DEVICE_CPU;
+  *out = d;
+  return 0;
+}
+
+int
+ae_avatar_model_device (AeAvatarModel * m, AeDevice want,
+    AeAvatarDevice ** out, AeError * err)
+{
+  AeError verr;
+  int ret = 0;
+
+  *out = NULL;
+  if (want != AE_DEVICE_CPU && want != AE_DEVICE_VULKAN &&
+      want != AE_DEVICE_AUTO)
+    return ae_error (err, "%s: unknown device %d", m->path, (int) want);
+  g_mutex_lock (&m->dev_lock);
+  if (want != AE_DEVICE_CPU && m->vulkan == NULL) {
+    /* tried again on every request until it opens (cheap when it fails);
+     * auto keeps a device only if it would take it (a GPU) */
+    AeAvatarDevice *d = NULL;
+    if (device_open (m, want, &d, &verr) < 0) {
+      g_strlcpy (m->vulkan_note, verr.msg, sizeof m->vulkan_note);
+    } else if (ae_backend_device (d->be) == AE_DEVICE_CPU) {
+      g_strlcpy (m->vulkan_note, ae_backend_note (d->be),
+          sizeof m->vulkan_note);
+      device_free (d);
+    } else {
+      m->vulkan = d;
+      m->vulkan_note[0] = '\0';
+    }
+    if (m->vulkan == NULL && want == AE_DEVICE_VULKAN) {
+      ae_error (err, "%s", verr.msg);
+      ret = -1;
+      goto out;
+    }
+  }
+  if (want == AE_DEVICE_VULKAN || (want == AE_DEVICE_AUTO && m->vulkan &&
+          ae_backend_auto_accepts (m->vulkan->be, m->vulkan_note,
+              sizeof m->vulkan_note))) {
+    *out = m->vulkan;
+    goto out;
+  }
+  if (m->cpu == NULL && (device_open (m, AE_DEVICE_CPU, &m->cpu, err) < 0 ||
+          ae_avatar_device_prepare (m->cpu, AE_AVATAR_PART_UNET |
+              AE_AVATAR_PART_REFERENCE_UNET | AE_AVATAR_PART_VAE,
+              err) < 0)) {
+    device_free (m->cpu);
+    m->cpu = NULL;
+    ret = -1;
+    goto out;
+  }
+  *out = m->cpu;
+out:
+  g_mutex_unlock (&m->dev_lock);
+  return ret;
+}
+
+AeDevice
+ae_avatar_device_kind (const AeAvatarDevice * d)
+{
+  return ae_backend_device (d->be);
+}
+
+const char *
+ae_avatar_device_describe (const AeAvatarDevice * d)
+{
+  return ae_backend_describe (d->be);
+}
+
+const char *
+ae_avatar_device_note (const AeAvatarDevice * d)
+{
+  return ae_backend_device (d->be) == AE_DEVICE_CPU ? d->m->vulkan_note : "";
+}
+
+AeAvatarModel *
+ae_avatar_device_model (const AeAvatarDevice * d)
+{
+  return d->m;
+}
+
+AeBackend *
+ae_avatar_device_backend (const AeAvatarDevice * d)
+{
+  return d->be;
+}
+
+/* Binds the parts not bound yet; the caller holds d->lock if serial. */
+static int
+prepare_locked (AeAvatarDevice * d, unsigned parts, AeError * err)
+{
+  AeError e;
+
+  if ((parts & AE_AVATAR_PART_UNET) && d->unet == NULL &&
+      ae_backend_unet_new (&d->unet, d->be, d->m->unet, &e) < 0)
+    return ae_error (err, "%s/unet on %s: %s", d->m->path,
+        ae_backend_describe (d->be), e.msg);
+  if ((parts & AE_AVATAR_PART_REFERENCE_UNET) && d->ref_unet == NULL &&
+      ae_backend_unet_new (&d->ref_unet, d->be, d->m->reference_unet,
+          &e) < 0)
+    return ae_error (err, "%s/reference_unet on %s: %s", d->m->path,
+        ae_backend_describe (d->be), e.msg);
+  if ((parts & AE_AVATAR_PART_VAE) && d->vae == NULL &&
+      ae_backend_vae_new (&d->vae, d->be, d->m->vae, &e) < 0)
+    return ae_error (err, "%s/vae on %s: %s", d->m->path,
+        ae_backend_describe (d->be), e.msg);
+  return 0;
+}
+
+static inline void
+device_lock (AeAvatarDevice * d)
+{
+  if (d->serial)
+    g_mutex_lock (&d->lock);
+}
+
+static inline void
+device_unlock (AeAvatarDevice * d)
+{
+  if (d->serial)
+    g_mutex_unlock (&d->lock);
+}
+
+int
+ae_avatar_device_prepare (AeAvatarDevice * d, unsigned parts, AeError * err)
+{
+  int ret;
+
+  /* the CPU device is fully bound at creation (nothing to upload), so only
+   * Vulkan ever binds here after it is shared */
+  device_lock (d);
+  ret = prepare_locked (d, parts, err);
+  device_unlock (d);
+  return ret;
+}
+
+int
+ae_avatar_device_unet_forward (AeAvatarDevice * d, AeAvatarPart which,
+    AeTensor * out, const AeTensor * sample, const float *timesteps,
+    int n_timesteps, const AeTensor * encoder_hidden_states,
+    const AeUNetHooks * hooks, AeArena * arena, AeError * err)
+{
+  int ret;
+
+  if (which != AE_AVATAR_PART_UNET && which != AE_AVATAR_PART_REFERENCE_UNET)
+    return ae_error (err, "%s: part %d is not a UNet", d->m->path,
+        (int) which);
+  device_lock (d);
+  ret = prepare_locked (d, which, err);
+  if (ret == 0)
+    ret = ae_backend_unet_forward (which == AE_AVATAR_PART_UNET ? d->unet :
+        d->ref_unet, out, sample, timesteps, n_timesteps,
+        encoder_hidden_states, hooks, arena, err);
+  device_unlock (d);
+  return ret;
+}
+
+int
+ae_avatar_device_vae_encode (AeAvatarDevice * d, const AeTensor * x,
+    AeTensor * mean, AeTensor * logvar, AeArena * arena, AeError * err)
+{
+  int ret;
+
+  device_lock (d);
+  ret = prepare_locked (d, AE_AVATAR_PART_VAE, err);
+  if (ret == 0)
+    ret = ae_backend_vae_encode (d->vae, x, mean, logvar, NULL, NULL, arena,
+        err);
+  device_unlock (d);
+  return ret;
+}
+
+int
+ae_avatar_device_vae_decode (AeAvatarDevice * d, const AeTensor * latent,
+    AeTensor * sample, AeArena * arena, AeError * err)
+{
+  int ret;
+
+  device_lock (d);
+  ret = prepare_locked (d, AE_AVATAR_PART_VAE, err);
+  if (ret == 0)
+    ret = ae_backend_vae_decode (d->vae, latent, sample, NULL, NULL, arena,
+        err);
+  device_unlock (d);
+  return ret;
+}
+
 int
 ae_avatar_model_load (AeAvatarModel ** out, const char *dir, AeError * err)
 {
@@ -215,6 +446,7 @@ ae_avatar_model_load (AeAvatarModel ** out, const char *dir, AeError * err)
   m->refcount = 1;
   m->path = g_strdup (dir);
   g_mutex_init (&m->hand_lock);
+  g_mutex_init (&m->dev_lock);
   m->scheduler_path = g_build_filename (dir, "scheduler_config.json", NULL);
   if (!g_file_get_contents (m->scheduler_path, &m->scheduler_json, NULL,
           &gerr)) {
@@ -269,6 +501,10 @@ ae_avatar_model_unref (AeAvatarModel * m)
 {
   if (m == NULL || !g_atomic_int_dec_and_test (&m->refcount))
     return;
+  /* the bindings first: they point into the parts */
+  device_free (m->vulkan);
+  device_free (m->cpu);
+  g_mutex_clear (&m->dev_lock);
   ae_vae_free (m->vae);
   ae_unet_free (m->unet);
   ae_unet_free (m->reference_unet);
@@ -386,6 +622,20 @@ ae_avatar_model_decode_rgb (AeAvatarModel * m, const float *latents, int n,
     int h, int w, uint8_t * rgb, int stride, size_t frame_bytes,
     AeArena * arena, AeError * err)
 {
+  AeAvatarDevice *d;
+
+  if (ae_avatar_model_device (m, AE_DEVICE_CPU, &d, err) < 0)
+    return -1;
+  return ae_avatar_device_decode_rgb (d, latents, n, h, w, rgb, stride,
+      frame_bytes, arena, err);
+}
+
+int
+ae_avatar_device_decode_rgb (AeAvatarDevice * d, const float *latents,
+    int n, int h, int w, uint8_t * rgb, int stride, size_t frame_bytes,
+    AeArena * arena, AeError * err)
+{
+  AeAvatarModel *m = d->m;
   int c = ae_avatar_model_latent_channels (m);
   int f = ae_avatar_model_downscale (m);
   float inv = 1.0f / ae_avatar_model_scaling_factor (m);
@@ -406,7 +656,7 @@ ae_avatar_model_decode_rgb (AeAvatarModel * m, const float *latents, int n,
       goto frame_out;
     for (size_t j = 0; j < lat_n; j++)
       z.data[j] = latents[(size_t) i * lat_n + j] * inv;
-    if (ae_vae_decode (m->vae, &z, &y, NULL, NULL, arena, err) < 0)
+    if (ae_avatar_device_vae_decode (d, &z, &y, arena, err) < 0)
       goto frame_out;
     for (int64_t yy = 0; yy < H; yy++) {
       uint8_t *row = img + (size_t) yy * stride;
@@ -434,6 +684,20 @@ ae_avatar_model_encode_rgb (AeAvatarModel * m, const uint8_t * rgb,
     int width, int height, int stride, float *latent, AeArena * arena,
     AeError * err)
 {
+  AeAvatarDevice *d;
+
+  if (ae_avatar_model_device (m, AE_DEVICE_CPU, &d, err) < 0)
+    return -1;
+  return ae_avatar_device_encode_rgb (d, rgb, width, height, stride, latent,
+      arena, err);
+}
+
+int
+ae_avatar_device_encode_rgb (AeAvatarDevice * d, const uint8_t * rgb,
+    int width, int height, int stride, float *latent, AeArena * arena,
+    AeError * err)
+{
+  AeAvatarModel *m = d->m;
   int c = ae_avatar_model_latent_channels (m);
   int f = ae_avatar_model_downscale (m);
   float sf = ae_avatar_model_scaling_factor (m);
@@ -453,7 +717,7 @@ ae_avatar_model_encode_rgb (AeAvatarModel * m, const uint8_t * rgb,
       for (int ch = 0; ch < 3; ch++)
         x.data[((size_t) ch * height + yy) * width + xx] =
             2.0f * rgb[(size_t) yy * stride + xx * 3 + ch] / 255.0f - 1.0f;
-  if (ae_vae_encode (m->vae, &x, &mean, NULL, NULL, NULL, arena, err) < 0)
+  if (ae_avatar_device_vae_encode (d, &x, &mean, NULL, arena, err) < 0)
     goto out;
   for (int64_t i = 0; i < ae_tensor_numel (&mean); i++)
     latent[i] = mean.data[i] * sf;
@@ -470,6 +734,21 @@ ae_avatar_reference_new (AeAvatarReference ** out, AeAvatarModel * m,
     const uint8_t * rgb, int rgb_width, int rgb_height, int stride,
     const float *hand_kp, int width, int height, AeError * err)
 {
+  AeAvatarDevice *d;
+
+  *out = NULL;
+  if (ae_avatar_model_device (m, AE_DEVICE_CPU, &d, err) < 0)
+    return -1;
+  return ae_avatar_reference_new_on (out, d, rgb, rgb_width, rgb_height,
+      stride, hand_kp, width, height, err);
+}
+
+int
+ae_avatar_reference_new_on (AeAvatarReference ** out, AeAvatarDevice * dev,
+    const uint8_t * rgb, int rgb_width, int rgb_height, int stride,
+    const float *hand_kp, int width, int height, AeError * err)
+{
+  AeAvatarModel *m = dev->m;
   AeAvatarReference *r;
   const AeHandEncoderConfig *hc = ae_avatar_model_hand_config (m);
   int mult = m->size_multiple, f = ae_avatar_model_downscale (m);
@@ -508,7 +787,7 @@ ae_avatar_reference_new (AeAvatarReference ** out, AeAvatarModel * m,
   /* 1-2: resize, encode */
   if (ae_image_resize (rgb, rgb_width, rgb_height, stride, img, width, height,
           width * 3, err) < 0 ||
-      ae_avatar_model_encode_rgb (m, img, width, height, width * 3,
+      ae_avatar_device_encode_rgb (dev, img, width, height, width * 3,
           r->latent_data, &arena, err) < 0)
     goto out;
   /* 3: hand tokens */
@@ -524,8 +803,8 @@ ae_avatar_reference_new (AeAvatarReference ** out, AeAvatarModel * m,
   hooks.ref_mode = AE_REF_CAPTURE;
   hooks.bank = &r->bank;
   if (ae_arena_tensor4 (&arena, &eps, 1, c, height / f, width / f, err) < 0 ||
-      ae_unet_forward (m->reference_unet, &eps, &r->latent, &t0, 1, &ctx,
-          &hooks, &arena, err) < 0)
+      ae_avatar_device_unet_forward (dev, AE_AVATAR_PART_REFERENCE_UNET,
+          &eps, &r->latent, &t0, 1, &ctx, &hooks, &arena, err) < 0)
     goto out;
   if (r->bank.n != m->unet->n_transformer_blocks) {
     ae_error (err, "%s/reference_unet: captured %d blocks, unet has %d",

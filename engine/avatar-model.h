@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "ae-error.h"
+#include "backend.h"
 #include "hand-encoder.h"
 #include "pose-guider.h"
 #include "tensor.h"
@@ -110,7 +111,8 @@ void ae_avatar_model_weight_bytes (const AeAvatarModel * m, size_t * mapped,
 int ae_avatar_model_hand_tokens (AeAvatarModel * m, const float *keypoints,
     int B, float *tokens, AeError * err);
 
-/* Decodes n latent frames (frame-major (n, C, h, w), scaled as the UNet
+/* Decodes (on the CPU; ae_avatar_device_decode_rgb on a device) n latent
+ * frames (frame-major (n, C, h, w), scaled as the UNet
  * sees them) to RGB8: rgb = clamp ((vae.decode (z / scaling_factor) + 1)
  * / 2, 0, 1) * 255, rounded. Frame i goes to rgb + i * frame_bytes, rows
  * `stride` bytes apart, (h * downscale) x (w * downscale) pixels.
@@ -120,10 +122,82 @@ int ae_avatar_model_decode_rgb (AeAvatarModel * m, const float *latents,
     int n, int h, int w, uint8_t * rgb, int stride, size_t frame_bytes,
     AeArena * arena, AeError * err);
 
-/* Encodes an RGB8 image of exactly (h * downscale) x (w * downscale)
+/* Encodes (on the CPU; ae_avatar_device_encode_rgb on a device) an RGB8
+ * image of exactly (h * downscale) x (w * downscale)
  * pixels to its latent mean times the scaling factor: latent (C, h, w).
  * x = 2 * rgb / 255 - 1. */
 int ae_avatar_model_encode_rgb (AeAvatarModel * m, const uint8_t * rgb,
+    int width, int height, int stride, float *latent, AeArena * arena,
+    AeError * err);
+
+/* ---- the model on a device ----------------------------------------------- */
+
+/* The model's networks on one compute device (engine/vulkan/backend.h):
+ * its AeBackend and the Denoising UNet, Reference UNet and VAE bound to it.
+ * The model owns at most one per device kind -- a CPU one and a Vulkan one
+ * -- created on first request and freed with the model, so every stream,
+ * reference and decoder of one model on one device shares one upload of
+ * the weights (and, through the shared model, every element of a
+ * pipeline). On Vulkan a part's weights are uploaded the first time it is
+ * prepared or used, and the device runs one pass at a time: each pass (and
+ * each upload) holds the device's mutex, so any number of threads may use
+ * it. CPU passes run concurrently (the parts are read-only; scratch comes
+ * from the caller's arena). The pose guider and the hand encoder run on
+ * the CPU in both cases. */
+typedef struct AeAvatarDevice AeAvatarDevice;
+
+typedef enum {
+  AE_AVATAR_PART_UNET = 1 << 0,           /* unet/ (denoising) */
+  AE_AVATAR_PART_REFERENCE_UNET = 1 << 1, /* reference_unet/ */
+  AE_AVATAR_PART_VAE = 1 << 2,            /* vae/ */
+} AeAvatarPart;
+
+/* The model on `want`: cpu, vulkan (an error naming what is missing -- the
+ * build, the driver, a device, a compute queue -- when no Vulkan device
+ * opens) or auto (Vulkan when it opens, else the CPU device, whose
+ * ae_avatar_device_note says why). The device belongs to the model: valid
+ * as long as the model is; never freed by the caller. Thread-safe. */
+int ae_avatar_model_device (AeAvatarModel * m, AeDevice want,
+    AeAvatarDevice ** out, AeError * err);
+
+/* AE_DEVICE_CPU or AE_DEVICE_VULKAN. */
+AeDevice ae_avatar_device_kind (const AeAvatarDevice * d);
+/* "cpu" or "vulkan: <device name> (<type>)". */
+const char *ae_avatar_device_describe (const AeAvatarDevice * d);
+/* On the CPU device: why the last attempt to open Vulkan for this model
+ * failed ("" when none failed); "" on the Vulkan device. */
+const char *ae_avatar_device_note (const AeAvatarDevice * d);
+AeAvatarModel *ae_avatar_device_model (const AeAvatarDevice * d);
+/* Its backend (ae_backend_vk_context gives the Vulkan context: tests,
+ * benchmarks). Use it only through this device's functions. */
+AeBackend *ae_avatar_device_backend (const AeAvatarDevice * d);
+
+/* Binds the parts (AeAvatarPart bits) now: on Vulkan their weights are
+ * uploaded (once per model and device), so that the first pass does not
+ * pay for it. Passes prepare what they use anyway. */
+int ae_avatar_device_prepare (AeAvatarDevice * d, unsigned parts,
+    AeError * err);
+
+/* ae_unet_forward's contract on the device, for `which` =
+ * AE_AVATAR_PART_UNET or AE_AVATAR_PART_REFERENCE_UNET. The arena is used
+ * on the CPU (and must be given); hooks->act_fn is refused on Vulkan. */
+int ae_avatar_device_unet_forward (AeAvatarDevice * d, AeAvatarPart which,
+    AeTensor * out, const AeTensor * sample, const float *timesteps,
+    int n_timesteps, const AeTensor * encoder_hidden_states,
+    const AeUNetHooks * hooks, AeArena * arena, AeError * err);
+
+/* ae_vae_encode / ae_vae_decode contracts on the device (no activation
+ * capture). */
+int ae_avatar_device_vae_encode (AeAvatarDevice * d, const AeTensor * x,
+    AeTensor * mean, AeTensor * logvar, AeArena * arena, AeError * err);
+int ae_avatar_device_vae_decode (AeAvatarDevice * d, const AeTensor * latent,
+    AeTensor * sample, AeArena * arena, AeError * err);
+
+/* ae_avatar_model_decode_rgb / _encode_rgb on the device. */
+int ae_avatar_device_decode_rgb (AeAvatarDevice * d, const float *latents,
+    int n, int h, int w, uint8_t * rgb, int stride, size_t frame_bytes,
+    AeArena * arena, AeError * err);
+int ae_avatar_device_encode_rgb (AeAvatarDevice * d, const uint8_t * rgb,
     int width, int height, int stride, float *latent, AeArena * arena,
     AeError * err);
 
@@ -142,10 +216,19 @@ typedef struct AeAvatarReference AeAvatarReference;
  *     NULL = both hands missing, c = 0);
  *  4. the Reference UNet runs once at t = 0 on z_ref with those tokens,
  *     capturing the tokens entering every attn1 (the reference bank).
- * Holds a reference on the model. */
+ * Runs on the CPU (ae_avatar_reference_new_on: on a device). Holds a
+ * reference on the model. */
 int ae_avatar_reference_new (AeAvatarReference ** out, AeAvatarModel * m,
     const uint8_t * rgb, int rgb_width, int rgb_height, int stride,
     const float *hand_kp, int width, int height, AeError * err);
+
+/* The same, the VAE encode and the Reference UNet running on `dev` (the
+ * model is the device's). The captured bank is host memory: a reference
+ * prepared on one device is used by streams on any. */
+int ae_avatar_reference_new_on (AeAvatarReference ** out,
+    AeAvatarDevice * dev, const uint8_t * rgb, int rgb_width,
+    int rgb_height, int stride, const float *hand_kp, int width, int height,
+    AeError * err);
 
 AeAvatarReference *ae_avatar_reference_ref (AeAvatarReference * r);
 void ae_avatar_reference_unref (AeAvatarReference * r);

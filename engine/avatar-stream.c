@@ -21,6 +21,7 @@ struct AeAvatarStream
   AeFusionLayout layout;
   AeScheduler *sched;
   AeUNet *unet;
+  AeAvatarDevice *dev;          /* the model's, for the Denoising UNet */
   AePoseGuider *guider;
 
   int C, h, w;                  /* latent of one frame */
@@ -83,6 +84,7 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->reference_attention = true;
   p->hand_tokens = true;
   p->temporal_attention = true;
+  p->device = AE_DEVICE_CPU;
 }
 
 static inline int64_t
@@ -189,6 +191,10 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
   s->unet = ae_avatar_model_unet (model);
   s->guider = ae_avatar_model_pose_guider (model);
   if (ae_arena_init (&s->arena, 0, err) < 0)
+    goto fail;
+  /* the weights go to the device now, not in the first group */
+  if (ae_avatar_model_device (model, p.device, &s->dev, err) < 0 ||
+      ae_avatar_device_prepare (s->dev, AE_AVATAR_PART_UNET, err) < 0)
     goto fail;
   if (ae_fusion_layout_init (&s->layout, p.window, p.overlap, p.fusion,
           err) < 0)
@@ -298,6 +304,12 @@ ae_avatar_stream_params (const AeAvatarStream * s)
   return &s->p;
 }
 
+AeAvatarDevice *
+ae_avatar_stream_device (const AeAvatarStream * s)
+{
+  return s->dev;
+}
+
 int64_t
 ae_avatar_stream_latency_frames (const AeAvatarStream * s)
 {
@@ -404,8 +416,9 @@ unet_window (AeAvatarStream * s, int i, float t, const float *x, int cfg,
     hk.ref_batch_mask = any_ref ? s->mask + b0 : NULL;
     hk.temporal = temporal;
     hk.conv_in_residual = &res;
-    if (ae_unet_forward (s->unet, &out, &xin, &t, 1, &ctx, &hk, &s->arena,
-            err) < 0 || ae_arena_reset (&s->arena, err) < 0)
+    if (ae_avatar_device_unet_forward (s->dev, AE_AVATAR_PART_UNET, &out,
+            &xin, &t, 1, &ctx, &hk, &s->arena, err) < 0 ||
+        ae_arena_reset (&s->arena, err) < 0)
       return -1;
   }
   if (cfg)

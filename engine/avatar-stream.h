@@ -61,6 +61,11 @@ typedef struct {
   bool temporal_attention;      /* attn1 over every frame of the window at
                                  * once (Make-Your-Anchor all-frame
                                  * attention; off) */
+  AeDevice device;              /* where the Denoising UNet runs: cpu
+                                 * (default), vulkan (an error naming what
+                                 * is missing without a device) or auto
+                                 * (Vulkan, else the CPU); the model's
+                                 * shared AeAvatarDevice of that kind */
   AeAvatarProgressFn progress;  /* may be NULL */
   void *progress_user;
 } AeAvatarParams;
@@ -98,6 +103,9 @@ void ae_avatar_stream_latent_shape (const AeAvatarStream * s, int *channels,
 size_t ae_avatar_stream_frame_floats (const AeAvatarStream * s);
 const AeFusionLayout *ae_avatar_stream_layout (const AeAvatarStream * s);
 const AeAvatarParams *ae_avatar_stream_params (const AeAvatarStream * s);
+/* The device the Denoising UNet runs on (owned by the model; for `auto`
+ * what it resolved to). */
+AeAvatarDevice *ae_avatar_stream_device (const AeAvatarStream * s);
 
 /* Frames from a pose frame's arrival until it can leave latentfuse:
  * ae_fusion_latency_frames (L S + O - 1; -1 for lookahead all). */

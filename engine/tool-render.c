@@ -102,6 +102,11 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
       a->out = val;
     else if (strcmp (o, "--save-latents") == 0)
       a->save = val;
+    else if (strcmp (o, "--device") == 0) {
+      AeError e;
+      if (ae_device_parse (val, &a->p.device, &e) < 0)
+        return usage_error ("--device: %s", e.msg);
+    }
     else if (strcmp (o, "--frames") == 0) {
       if (parse_long (o, val, 0, G_MAXINT32, &v) < 0)
         return -1;
@@ -304,6 +309,7 @@ out:
 typedef struct {
   const RenderArgs *a;
   AeAvatarModel *model;
+  AeAvatarDevice *dev;          /* UNets and VAE (--device) */
   AeAvatarStream *stream;
   AeLatentBlender *blender;
   AeArena arena;
@@ -345,7 +351,7 @@ drain (Render * r, AeError * err)
 
     if (r->sv.latents)
       g_array_append_vals (r->sv.latents, r->frame_lat, r->fs);
-    if (ae_avatar_model_decode_rgb (r->model, r->frame_lat, 1, r->h, r->w,
+    if (ae_avatar_device_decode_rgb (r->dev, r->frame_lat, 1, r->h, r->w,
             r->rgb, r->a->p.width * 3, 0, &r->arena, err) < 0)
       return -1;
     snprintf (name, sizeof name, "%05lld.png", (long long) frame);
@@ -388,6 +394,19 @@ render (RenderArgs * a, AeError * err)
     goto out;
   if (a->p.width == 0 && a->p.height == 0)
     a->p.width = a->p.height = ae_avatar_model_native_size (r.model);
+  /* --device: the model's device (auto says why it fell back) */
+  if (ae_avatar_model_device (r.model, a->p.device, &r.dev, err) < 0) {
+    char why[sizeof err->msg];
+    g_strlcpy (why, err->msg, sizeof why);
+    ae_error (err, "--device %s: %s", ae_device_name (a->p.device), why);
+    goto out;
+  }
+  if (a->p.device != AE_DEVICE_CPU)
+    fprintf (stderr, "avatar-engine: device %s%s%s\n",
+        ae_avatar_device_describe (r.dev),
+        *ae_avatar_device_note (r.dev) ? " -- " : "",
+        ae_avatar_device_note (r.dev));
+  a->p.device = ae_avatar_device_kind (r.dev);
 
   /* reference: PNG + its pose JSON (--reference-pose, or the PNG's
    * sidecar NAME.json when it exists) */
@@ -409,7 +428,7 @@ render (RenderArgs * a, AeError * err)
     goto out;
   if (ref_json && reference_hands (ref_json, ref_kp, err) < 0)
     goto out;
-  if (ae_avatar_reference_new (&ref, r.model, ref_rgb, rw, rh, rw * 3,
+  if (ae_avatar_reference_new_on (&ref, r.dev, ref_rgb, rw, rh, rw * 3,
           ref_kp, a->p.width, a->p.height, err) < 0 ||
       ae_avatar_stream_new (&r.stream, r.model,
           a->p.reference_attention ? ref : NULL, &a->p, err) < 0)
@@ -444,10 +463,12 @@ render (RenderArgs * a, AeError * err)
     goto out;
   }
   printf ("render: %s, %dx%d, window %d overlap %d lookahead %d, %d %s "
-      "steps, guidance %.3g, latency %lld frames\n", a->model, a->p.width,
-      a->p.height, a->p.window, a->p.overlap, a->p.lookahead, a->p.steps,
-      ae_scheduler_type_name (a->p.scheduler), a->p.guidance_scale,
-      (long long) ae_avatar_stream_latency_frames (r.stream));
+      "steps, guidance %.3g, latency %lld frames, device %s\n", a->model,
+      a->p.width, a->p.height, a->p.window, a->p.overlap, a->p.lookahead,
+      a->p.steps, ae_scheduler_type_name (a->p.scheduler),
+      a->p.guidance_scale,
+      (long long) ae_avatar_stream_latency_frames (r.stream),
+      ae_avatar_device_describe (r.dev));
   r.t_window = now_s ();
   parser = ap_parser_new (AP_DEFAULT_MAX_OBJECT_BYTES);
   while (!done) {

@@ -30,7 +30,8 @@
  * latency query. Long work posts `avatardiffuse-progress` element messages.
  * In a live pipeline, frames that arrive more than one window stride late
  * are dropped with a QoS message (#GstAvatarDiffuse:qos); otherwise no
- * frame is ever dropped.
+ * frame is ever dropped. #GstAvatarDiffuse:device picks where the U-Nets
+ * run (cpu, vulkan, auto; docs/vulkan.md).
  *
  * ## Example launch line
  * |[
@@ -145,6 +146,7 @@ struct _GstAvatarDiffuse
   gfloat ref_hand[AE_AVATAR_HAND_FLOATS];
   gboolean ref_has_hand;
   AeAvatarParams params;        /* the properties at start() */
+  AeAvatarDevice *dev;          /* the model's, where its networks run */
 
   /* Streaming state, touched by the streaming thread only (and
    * change_state when streaming has stopped). */
@@ -167,6 +169,7 @@ struct _GstAvatarDiffuse
   gint64 started_us;
 
   /* Statistics, under the object lock. */
+  gchar *device_desc;           /* the device in use ("cpu", "vulkan: ...") */
   guint64 frames_in, frames_denoised, windows_out, qos_dropped;
   GstClockTime last_group_time, max_group_time, total_time;
 };
@@ -230,10 +233,11 @@ gst_avatar_diffuse_device_get_type (void)
   static GType type = 0;
   static const GEnumValue values[] = {
     {GST_AVATAR_DIFFUSE_DEVICE_CPU, "CPU (OpenBLAS and threads)", "cpu"},
-    {GST_AVATAR_DIFFUSE_DEVICE_VULKAN, "Vulkan compute (not available to "
-          "the elements yet: an error)", "vulkan"},
-    {GST_AVATAR_DIFFUSE_DEVICE_AUTO, "The best device available (the CPU "
-          "for now)", "auto"},
+    {GST_AVATAR_DIFFUSE_DEVICE_VULKAN, "Vulkan compute (an error when no "
+          "Vulkan device opens)", "vulkan"},
+    {GST_AVATAR_DIFFUSE_DEVICE_AUTO, "A Vulkan GPU when one opens, else the "
+          "CPU (a software Vulkan device such as lavapipe only when "
+          "AE_VULKAN_DEVICE names it)", "auto"},
     {0, NULL, NULL}
   };
 
@@ -361,6 +365,50 @@ read_params (GstAvatarDiffuse * self, AeAvatarParams * p)
   GST_OBJECT_UNLOCK (self);
 }
 
+/* The model on the device asked for (docs/vulkan.md): device=vulkan
+ * without a Vulkan device is an error naming what is missing; auto falls
+ * back to the CPU and says why. The weights are uploaded here, so that the
+ * first window does not wait for them. */
+static gboolean
+open_device (GstAvatarDiffuse * self, GstAvatarDiffuseDevice device)
+{
+  AeAvatarModel *model = gst_avatar_engine_get_model (self->engine);
+  const gchar *path = gst_avatar_engine_get_path (self->engine);
+  AeDevice want = device == GST_AVATAR_DIFFUSE_DEVICE_VULKAN ?
+      AE_DEVICE_VULKAN : device == GST_AVATAR_DIFFUSE_DEVICE_AUTO ?
+      AE_DEVICE_AUTO : AE_DEVICE_CPU;
+  AeError err;
+
+  self->dev = NULL;
+  if (ae_avatar_model_device (model, want, &self->dev, &err) != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("device=vulkan: %s", err.msg),
+        ("model '%s'; device=cpu or device=auto run without Vulkan", path));
+    return FALSE;
+  }
+  if (want == AE_DEVICE_AUTO
+      && ae_avatar_device_kind (self->dev) == AE_DEVICE_CPU) {
+    GST_INFO_OBJECT (self, "device=auto: running on the CPU: %s",
+        ae_avatar_device_note (self->dev));
+    GST_ELEMENT_INFO (self, RESOURCE, NOT_FOUND,
+        ("device=auto: no Vulkan GPU, running on the CPU"),
+        ("%s", ae_avatar_device_note (self->dev)));
+  }
+  if (ae_avatar_device_prepare (self->dev, AE_AVATAR_PART_UNET |
+          AE_AVATAR_PART_REFERENCE_UNET | AE_AVATAR_PART_VAE, &err) != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Cannot load the model '%s' onto %s", path,
+            ae_avatar_device_describe (self->dev)), ("%s", err.msg));
+    self->dev = NULL;
+    return FALSE;
+  }
+  GST_OBJECT_LOCK (self);
+  g_free (self->device_desc);
+  self->device_desc = g_strdup (ae_avatar_device_describe (self->dev));
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
+}
+
 static gboolean
 avatar_diffuse_start (GstAvatarDiffuse * self)
 {
@@ -379,12 +427,6 @@ avatar_diffuse_start (GstAvatarDiffuse * self)
   self->reference_path = self->reference ? g_strdup (self->reference) : NULL;
   GST_OBJECT_UNLOCK (self);
 
-  if (device == GST_AVATAR_DIFFUSE_DEVICE_VULKAN) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("device=vulkan is not available to avatardiffuse yet; use "
-            "device=cpu or device=auto"), (NULL));
-    return FALSE;
-  }
   if (overlap >= window) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("overlap (%u) must be smaller than window (%u)", overlap, window),
@@ -408,6 +450,9 @@ avatar_diffuse_start (GstAvatarDiffuse * self)
     return FALSE;
   }
 
+  if (!open_device (self, device))
+    return FALSE;
+
   if (self->reference_path == NULL)
     self->reference_path = g_build_filename (gst_avatar_engine_get_path
         (self->engine), DEFAULT_REFERENCE, NULL);
@@ -422,9 +467,11 @@ avatar_diffuse_start (GstAvatarDiffuse * self)
   self->ref_has_hand = load_reference_hands (self, self->reference_path,
       self->ref_hand);
   read_params (self, &self->params);
-  GST_INFO_OBJECT (self, "model %s, reference %s (%dx%d)",
+  self->params.device = ae_avatar_device_kind (self->dev);
+  GST_INFO_OBJECT (self, "model %s, reference %s (%dx%d), device %s",
       gst_avatar_engine_get_path (self->engine), self->reference_path,
-      self->ref_width, self->ref_height);
+      self->ref_width, self->ref_height,
+      ae_avatar_device_describe (self->dev));
   return TRUE;
 }
 
@@ -443,6 +490,7 @@ avatar_diffuse_stop (GstAvatarDiffuse * self)
   records_reset (self);
   g_clear_pointer (&self->ref_rgb, g_free);
   gst_avatar_latents_info_clear (&self->out_info);
+  self->dev = NULL;             /* the model's: goes with the engine */
   GST_OBJECT_LOCK (self);
   gst_clear_object (&self->engine);
   GST_OBJECT_UNLOCK (self);
@@ -600,7 +648,7 @@ avatar_diffuse_set_caps (GstAvatarDiffuse * self, GstCaps * caps)
           || ae_avatar_reference_width (self->ref) != info.width
           || ae_avatar_reference_height (self->ref) != info.height)) {
     g_clear_pointer (&self->ref, ae_avatar_reference_unref);
-    if (ae_avatar_reference_new (&self->ref, model, self->ref_rgb,
+    if (ae_avatar_reference_new_on (&self->ref, self->dev, self->ref_rgb,
             self->ref_width, self->ref_height, 3 * self->ref_width,
             self->ref_has_hand ? self->ref_hand : NULL, info.width,
             info.height, &err) != 0) {
@@ -1161,7 +1209,8 @@ make_stats (GstAvatarDiffuse * self)
       "qos-dropped", G_TYPE_UINT64, self->qos_dropped,
       "last-group-time", G_TYPE_UINT64, self->last_group_time,
       "max-group-time", G_TYPE_UINT64, self->max_group_time,
-      "total-time", G_TYPE_UINT64, self->total_time, NULL);
+      "total-time", G_TYPE_UINT64, self->total_time,
+      "device", G_TYPE_STRING, self->device_desc, NULL);
   GST_OBJECT_UNLOCK (self);
   return s;
 }
@@ -1372,6 +1421,7 @@ gst_avatar_diffuse_finalize (GObject * object)
   g_free (self->reference);
   g_free (self->model_dir);
   g_free (self->reference_path);
+  g_free (self->device_desc);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -1456,9 +1506,12 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           ready));
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_enum ("device", "Device",
-          "Where the engine runs: cpu; vulkan is not available to the "
-          "elements yet (an error at start); auto picks the best available "
-          "(the CPU for now)", GST_TYPE_AVATAR_DIFFUSE_DEVICE,
+          "Where the U-Nets and the reference's VAE encode run: cpu; "
+          "vulkan (Vulkan compute; an error at start naming what is missing "
+          "when no Vulkan device opens); auto (a Vulkan GPU when one opens, "
+          "else the CPU, with an info message saying why). The weights are "
+          "uploaded once per model and device, shared by every element "
+          "using that model (docs/vulkan.md)", GST_TYPE_AVATAR_DIFFUSE_DEVICE,
           DEFAULT_PROP_DEVICE, ready));
   g_object_class_install_property (gobject_class, PROP_REFERENCE_ATTENTION,
       g_param_spec_boolean ("reference-attention", "Reference attention",
@@ -1499,7 +1552,9 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           "Counters since the element went to PAUSED: frames-in, "
           "frames-denoised, windows-out, qos-dropped (guint64), "
           "last-group-time, max-group-time, total-time (guint64 ns of "
-          "denoising)", GST_TYPE_STRUCTURE,
+          "denoising), device (string: the device in use, \"cpu\" or "
+          "\"vulkan: <name> (<type>)\"; NULL before the first start)",
+          GST_TYPE_STRUCTURE,
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);

@@ -21,7 +21,8 @@
  *
  * The model is the one named by #GstLatentFuse:model, else the one the
  * caps name (avatardiffuse's); elements naming the same model share one
- * loaded copy (docs/shared-engine.md).
+ * loaded copy (docs/shared-engine.md). #GstLatentFuse:device picks where the
+ * VAE decodes (cpu, vulkan, auto; docs/vulkan.md).
  *
  * ## Example launch line
  * |[
@@ -35,6 +36,7 @@
 #endif
 #include "gstlatentfuse.h"
 #include "gstavatarcontext.h"
+#include "gstavatardiffuse.h"
 #include "gstavatarlatents.h"
 #include "gstkeypointmeta.h"
 
@@ -49,8 +51,11 @@ enum
 {
   PROP_0,
   PROP_MODEL,
+  PROP_DEVICE,
   PROP_STATS,
 };
+
+#define DEFAULT_PROP_DEVICE GST_AVATAR_DIFFUSE_DEVICE_CPU
 
 /* A frame whose latent arrived but that has not left yet. */
 typedef struct
@@ -67,6 +72,7 @@ struct _GstLatentFuse
 
   /* Properties, under the object lock. */
   gchar *model;
+  GstAvatarDiffuseDevice device;
 
   /* The engine a context brought (set_context, object lock), and the one
    * in use: set at caps, read by pad queries under the object lock. */
@@ -78,6 +84,7 @@ struct _GstLatentFuse
   GstAvatarLatentsInfo info;
   GstVideoInfo out_info;
   AeFusionLayout layout;
+  AeAvatarDevice *dev;          /* the model's, where the VAE decodes */
   AeLatentBlender *blender;
   gfloat *fused;                /* one frame's latent */
   AeArena arena;
@@ -91,6 +98,7 @@ struct _GstLatentFuse
   GstAvatarKeypointMeta *metas[GST_AVATAR_LATENTS_MAX_WINDOW];
 
   /* Statistics, under the object lock. */
+  gchar *device_desc;           /* the device in use */
   guint64 windows_in, frames_out;
   GstClockTime decode_time;
 };
@@ -147,6 +155,7 @@ free_config (GstLatentFuse * self)
     ae_arena_clear (&self->arena);
   self->arena_ok = FALSE;
   self->configured = FALSE;
+  self->dev = NULL;             /* the model's: goes with the engine */
   gst_avatar_latents_info_clear (&self->info);
 }
 
@@ -156,7 +165,6 @@ static GstFlowReturn
 push_frame (GstLatentFuse * self, gint64 frame)
 {
   PendingFrame *p = pending_at (self, frame);
-  AeAvatarModel *model = gst_avatar_engine_get_model (self->engine);
   GstAvatarKeypointMeta *meta;
   GstVideoFrame vframe;
   GstBuffer *buf;
@@ -174,7 +182,8 @@ push_frame (GstLatentFuse * self, gint64 frame)
             self->out_info.height));
     return GST_FLOW_ERROR;
   }
-  rc = ae_avatar_model_decode_rgb (model, self->fused, 1, self->info.height,
+  rc = ae_avatar_device_decode_rgb (self->dev, self->fused, 1,
+      self->info.height,
       self->info.width, GST_VIDEO_FRAME_PLANE_DATA (&vframe, 0),
       GST_VIDEO_FRAME_PLANE_STRIDE (&vframe, 0),
       GST_VIDEO_INFO_SIZE (&self->out_info), &self->arena, &err);
@@ -275,6 +284,52 @@ set_src_caps (GstLatentFuse * self)
   return ok;
 }
 
+/* The model's VAE on the device asked for (docs/vulkan.md): vulkan
+ * without a Vulkan device is an error naming what is missing; auto falls
+ * back to the CPU and says why. */
+static gboolean
+open_device (GstLatentFuse * self, AeAvatarModel * model, const gchar * dir)
+{
+  GstAvatarDiffuseDevice device;
+  AeDevice want;
+  AeError err;
+
+  GST_OBJECT_LOCK (self);
+  device = self->device;
+  GST_OBJECT_UNLOCK (self);
+  want = device == GST_AVATAR_DIFFUSE_DEVICE_VULKAN ? AE_DEVICE_VULKAN :
+      device == GST_AVATAR_DIFFUSE_DEVICE_AUTO ? AE_DEVICE_AUTO :
+      AE_DEVICE_CPU;
+  if (ae_avatar_model_device (model, want, &self->dev, &err) != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("device=vulkan: %s", err.msg),
+        ("model '%s'; device=cpu or device=auto run without Vulkan", dir));
+    return FALSE;
+  }
+  if (want == AE_DEVICE_AUTO
+      && ae_avatar_device_kind (self->dev) == AE_DEVICE_CPU) {
+    GST_INFO_OBJECT (self, "device=auto: decoding on the CPU: %s",
+        ae_avatar_device_note (self->dev));
+    GST_ELEMENT_INFO (self, RESOURCE, NOT_FOUND,
+        ("device=auto: no Vulkan GPU, decoding on the CPU"),
+        ("%s", ae_avatar_device_note (self->dev)));
+  }
+  if (ae_avatar_device_prepare (self->dev, AE_AVATAR_PART_VAE, &err) != 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Cannot load the VAE of the model '%s' onto %s", dir,
+            ae_avatar_device_describe (self->dev)), ("%s", err.msg));
+    self->dev = NULL;
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "decoding on %s",
+      ae_avatar_device_describe (self->dev));
+  GST_OBJECT_LOCK (self);
+  g_free (self->device_desc);
+  self->device_desc = g_strdup (ae_avatar_device_describe (self->dev));
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
+}
+
 static gboolean
 latent_fuse_set_caps (GstLatentFuse * self, GstCaps * caps)
 {
@@ -332,6 +387,11 @@ latent_fuse_set_caps (GstLatentFuse * self, GstCaps * caps)
         ("Latents have %d channels, the VAE of the model '%s' takes %d",
             info.channels, dir, ae_avatar_model_latent_channels (model)),
         (NULL));
+    g_free (dir);
+    gst_avatar_latents_info_clear (&info);
+    return FALSE;
+  }
+  if (!open_device (self, model, dir)) {
     g_free (dir);
     gst_avatar_latents_info_clear (&info);
     return FALSE;
@@ -535,6 +595,9 @@ gst_latent_fuse_set_property (GObject * object, guint prop_id,
       if (self->model && self->model[0] == '\0')
         g_clear_pointer (&self->model, g_free);
       break;
+    case PROP_DEVICE:
+      self->device = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -553,11 +616,15 @@ gst_latent_fuse_get_property (GObject * object, guint prop_id,
     case PROP_MODEL:
       g_value_set_string (value, self->model);
       break;
+    case PROP_DEVICE:
+      g_value_set_enum (value, self->device);
+      break;
     case PROP_STATS:
       g_value_take_boxed (value, gst_structure_new ("latentfuse-stats",
               "windows-in", G_TYPE_UINT64, self->windows_in,
               "frames-out", G_TYPE_UINT64, self->frames_out,
-              "decode-time", G_TYPE_UINT64, self->decode_time, NULL));
+              "decode-time", G_TYPE_UINT64, self->decode_time,
+              "device", G_TYPE_STRING, self->device_desc, NULL));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -607,6 +674,7 @@ gst_latent_fuse_finalize (GObject * object)
   gst_clear_object (&self->engine);
   gst_clear_object (&self->given);
   g_free (self->model);
+  g_free (self->device_desc);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -630,10 +698,22 @@ gst_latent_fuse_class_init (GstLatentFuseClass * klass)
           "Elements naming the same folder share one loaded model", NULL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_enum ("device", "Device",
+          "Where the VAE decodes: cpu; vulkan (Vulkan compute; an error at "
+          "caps naming what is missing when no Vulkan device opens); auto "
+          "(a Vulkan GPU when one opens, else the CPU, with an info message "
+          "saying why). The weights are uploaded once per model and device, "
+          "shared with avatardiffuse when it uses the same model and device "
+          "(docs/vulkan.md)", GST_TYPE_AVATAR_DIFFUSE_DEVICE,
+          DEFAULT_PROP_DEVICE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Counters since the element went to PAUSED: windows-in, "
-          "frames-out, decode-time (guint64 ns spent decoding)",
+          "frames-out, decode-time (guint64 ns spent decoding), device "
+          "(string: where the VAE decodes, \"cpu\" or \"vulkan: <name> "
+          "(<type>)\"; NULL before the first caps)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
@@ -666,4 +746,5 @@ gst_latent_fuse_init (GstLatentFuse * self)
 
   gst_avatar_latents_info_init (&self->info);
   gst_video_info_init (&self->out_info);
+  self->device = DEFAULT_PROP_DEVICE;
 }

@@ -17,6 +17,9 @@
 #ifdef HAVE_LATENTFUSE
 #include "gstlatentfuse.h"
 #endif
+#ifdef HAVE_FACERECAPTURE
+#include "gstfacerecapture.h"
+#endif
 
 static gboolean
 plugin_init (GstPlugin * plugin)
@@ -34,6 +37,9 @@ plugin_init (GstPlugin * plugin)
 #endif
 #ifdef HAVE_LATENTFUSE
   ret |= GST_ELEMENT_REGISTER (latentfuse, plugin);
+#endif
+#ifdef HAVE_FACERECAPTURE
+  ret |= GST_ELEMENT_REGISTER (facerecapture, plugin);
 #endif
   return ret;
 }

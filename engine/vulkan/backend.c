@@ -98,6 +98,31 @@ open_vulkan (AeBackend * b, AeError * err)
 #endif
 }
 
+bool
+ae_backend_auto_accepts (const AeBackend * b, char *why, size_t why_size)
+{
+#ifdef AE_HAVE_VULKAN
+  const char *named = g_getenv ("AE_VULKAN_DEVICE");
+
+  if (!b->vk_open)
+    return false;
+  if (strcmp (ae_vk_device_type_name (&b->vk), "cpu") != 0 ||
+      (named != NULL && named[0] != '\0'))
+    return true;
+  if (why)
+    snprintf (why, why_size, "vulkan: the only device, %s (cpu), is a "
+        "software implementation, slower than the CPU backend (ask for "
+        "vulkan, or name it in AE_VULKAN_DEVICE, to use it)",
+        ae_vk_device_name (&b->vk));
+  return false;
+#else
+  if (why)
+    snprintf (why, why_size, "vulkan: no Vulkan backend in this build");
+  (void) b;
+  return false;
+#endif
+}
+
 int
 ae_backend_open (AeBackend ** out, AeDevice want, AeError * err)
 {
@@ -114,10 +139,18 @@ ae_backend_open (AeBackend ** out, AeDevice want, AeError * err)
     }
     b->device = AE_DEVICE_VULKAN;
   } else if (want == AE_DEVICE_AUTO) {
-    if (open_vulkan (b, &verr) == 0)
-      b->device = AE_DEVICE_VULKAN;
-    else
+    if (open_vulkan (b, &verr) < 0) {
       snprintf (b->note, sizeof b->note, "%s", verr.msg);
+    } else if (!ae_backend_auto_accepts (b, b->note, sizeof b->note)) {
+      /* a CPU implementation (lavapipe) is slower than the CPU backend */
+#ifdef AE_HAVE_VULKAN
+      ae_vk_context_free (&b->vk);
+      b->vk_open = false;
+#endif
+      snprintf (b->describe, sizeof b->describe, "cpu");
+    } else {
+      b->device = AE_DEVICE_VULKAN;
+    }
   }
   *out = b;
   return 0;

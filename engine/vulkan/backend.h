@@ -6,8 +6,9 @@
  * pipelines on first use); AeBackendUNet / AeBackendVae bind a loaded
  * model to it (on Vulkan its weights are uploaded once) and run passes
  * with the CPU functions' contracts. "auto" opens Vulkan when the build
- * has it and a device opens, else falls back to the CPU and records why
- * (ae_backend_note). "vulkan" fails with an error naming what is missing:
+ * has it and a GPU opens -- a software device (Mesa lavapipe) only when
+ * AE_VULKAN_DEVICE names it, being slower than the CPU backend -- else
+ * falls back to the CPU and records why (ae_backend_note). "vulkan" fails with an error naming what is missing:
  * the build (no Vulkan loader / glslc at configure time), the driver
  * (no ICD: install mesa-vulkan-drivers or a GPU driver), a device or a
  * compute queue.
@@ -19,6 +20,7 @@
 #define AE_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "ae-error.h"
 #include "tensor.h"
@@ -50,8 +52,14 @@ void ae_backend_free (AeBackend * b);
 AeDevice ae_backend_device (const AeBackend * b);
 /* "cpu" or "vulkan: <device name> (<type>)". */
 const char *ae_backend_describe (const AeBackend * b);
-/* Why `auto` fell back to the CPU (the Vulkan error), else "". */
+/* Why `auto` fell back to the CPU (the Vulkan error, or that the only
+ * device is a software one), else "". */
 const char *ae_backend_note (const AeBackend * b);
+/* Whether `auto` takes this backend: a Vulkan GPU, or a software (CPU
+ * type) Vulkan device when AE_VULKAN_DEVICE names it; false on the CPU.
+ * When false and why is not NULL, why says why (for a software device). */
+bool ae_backend_auto_accepts (const AeBackend * b, char *why,
+    size_t why_size);
 /* The Vulkan context (struct AeVkContext *) or NULL on the CPU. */
 void *ae_backend_vk_context (AeBackend * b);
 

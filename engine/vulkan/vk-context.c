@@ -62,6 +62,18 @@ static const uint32_t spv_attention_wide_sg[] =
 static const uint32_t spv_peak[] =
 #include "peak.spv.h"
     ;
+static const uint32_t spv_matmul_direct[] =
+#include "matmul_direct.spv.h"
+    ;
+static const uint32_t spv_matmul_direct_f16w[] =
+#include "matmul_direct_f16w.spv.h"
+    ;
+static const uint32_t spv_conv2d_direct[] =
+#include "conv2d_direct.spv.h"
+    ;
+static const uint32_t spv_conv2d_direct_f16w[] =
+#include "conv2d_direct_f16w.spv.h"
+    ;
 
 /* Per op: SPIR-V, push-constant bytes, workgroup size (must match the
  * shader's local_size and Push block), and the subgroup-arithmetic
@@ -95,6 +107,10 @@ static const struct {
   OP (AE_VK_OP_CONV2D_F16W, conv2d_f16w, 48, 16, 16),
   OP_SG (AE_VK_OP_ATTENTION_WIDE, attention_wide, 48, 64, 1),
   OP (AE_VK_OP_PEAK, peak, 16, 256, 1),
+  OP (AE_VK_OP_MATMUL_DIRECT, matmul_direct, 16, 8, 8),
+  OP (AE_VK_OP_MATMUL_DIRECT_F16W, matmul_direct_f16w, 16, 8, 8),
+  OP (AE_VK_OP_CONV2D_DIRECT, conv2d_direct, 48, 8, 8),
+  OP (AE_VK_OP_CONV2D_DIRECT_F16W, conv2d_direct_f16w, 48, 8, 8),
 #undef OP
 #undef OP_SG
 };
@@ -405,6 +421,8 @@ ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags, AeError * err)
       && !(flags & AE_VK_FLAG_NO_SUBGROUP);
   ctx->use_f16_weights = !(flags & AE_VK_FLAG_NO_F16);
   ctx->force_staging = (flags & AE_VK_FLAG_STAGING) != 0;
+  ctx->use_direct = ctx->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU
+      && !(flags & AE_VK_FLAG_TILED);
   if (create_device (ctx, err) < 0 || create_layouts (ctx, err) < 0
       || create_commands (ctx, err) < 0)
     return -1;

@@ -48,6 +48,11 @@ typedef enum {
   AE_VK_OP_CONV2D_F16W,         /* conv2d.comp with packed f16 weights */
   AE_VK_OP_ATTENTION_WIDE,      /* head dims 161..1024 */
   AE_VK_OP_PEAK,                /* FMA throughput probe (benchmarks) */
+  AE_VK_OP_MATMUL_DIRECT,       /* matmul without shared memory (CPU
+                                 * devices: lavapipe) */
+  AE_VK_OP_MATMUL_DIRECT_F16W,
+  AE_VK_OP_CONV2D_DIRECT,       /* conv2d without shared memory (CPU) */
+  AE_VK_OP_CONV2D_DIRECT_F16W,
   AE_VK_N_OPS
 } AeVkOp;
 
@@ -100,6 +105,8 @@ typedef struct AeVkContext {
   bool use_subgroup;            /* _sg shader variants in use */
   bool use_f16_weights;         /* store f16-exact matrix weights as f16 */
   bool force_staging;           /* AE_VK_FLAG_STAGING */
+  bool use_direct;              /* matmul_direct / conv2d_direct.comp: a
+                                 * CPU device, unless AE_VK_FLAG_TILED */
 
   VkDescriptorSetLayout set_layout;
   VkPipelineLayout pipeline_layout;
@@ -148,6 +155,10 @@ enum {
   /* AE_VK_FLAG_STAGING: never map AE_VK_MEM_DEVICE buffers, so that every
    * weight goes through the staging copy as on a discrete GPU (tests). */
   AE_VK_FLAG_STAGING = 1u << 2,
+  /* AE_VK_FLAG_TILED: the shared-memory tiled matmul / conv2d even on a
+   * CPU device (where the _direct shaders are used otherwise; tests run
+   * both). */
+  AE_VK_FLAG_TILED = 1u << 3,
 };
 int ae_vk_context_init_flags (AeVkContext * ctx, unsigned flags,
     AeError * err);

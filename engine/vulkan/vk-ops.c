@@ -317,6 +317,7 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   struct { uint32_t m, n, k, has_bias; } push;
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t in, out, rows;
+  AeVkOp op;
 
   if (check_tensor (ctx, y, "linear", "y", err) < 0
       || check_tensor (ctx, x, "linear", "x", err) < 0
@@ -347,8 +348,12 @@ ae_vk_linear (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   if ((rows + MATMUL_TILE - 1) / MATMUL_TILE > 65535)
     return ae_error (err, "vulkan linear: %lld rows exceed the grid",
         (long long) rows);
-  return ae_vk_dispatch (ctx,
-      w->buf->half ? AE_VK_OP_MATMUL_F16W : AE_VK_OP_MATMUL, bind, &push,
+  /* both shaders write a 32x32 tile per workgroup */
+  if (ctx->use_direct)
+    op = w->buf->half ? AE_VK_OP_MATMUL_DIRECT_F16W : AE_VK_OP_MATMUL_DIRECT;
+  else
+    op = w->buf->half ? AE_VK_OP_MATMUL_F16W : AE_VK_OP_MATMUL;
+  return ae_vk_dispatch (ctx, op, bind, &push,
       (uint32_t) ((out + MATMUL_TILE - 1) / MATMUL_TILE),
       (uint32_t) ((rows + MATMUL_TILE - 1) / MATMUL_TILE), 1, err);
 }
@@ -364,6 +369,7 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   } push;
   AeVkBuffer *bind[AE_VK_BINDINGS] = { 0 };
   int64_t bn, cin, h, wd, cout, kh, kw, ho, wo;
+  AeVkOp op;
 
   if (check_tensor (ctx, y, "conv2d", "y", err) < 0
       || check_tensor (ctx, x, "conv2d", "x", err) < 0
@@ -410,8 +416,12 @@ ae_vk_conv2d_pad (AeVkContext * ctx, AeVkTensor * y, const AeVkTensor * x,
   bind[1] = x->buf;
   bind[2] = w->buf;
   bind[3] = b ? b->buf : NULL;
-  return ae_vk_dispatch (ctx,
-      w->buf->half ? AE_VK_OP_CONV2D_F16W : AE_VK_OP_CONV2D, bind, &push,
+  /* both shaders write 32 channels x 32 pixels per workgroup */
+  if (ctx->use_direct)
+    op = w->buf->half ? AE_VK_OP_CONV2D_DIRECT_F16W : AE_VK_OP_CONV2D_DIRECT;
+  else
+    op = w->buf->half ? AE_VK_OP_CONV2D_F16W : AE_VK_OP_CONV2D;
+  return ae_vk_dispatch (ctx, op, bind, &push,
       (uint32_t) ((ho * wo + TILE - 1) / TILE),
       (uint32_t) ((cout + TILE - 1) / TILE), (uint32_t) bn, err);
 }

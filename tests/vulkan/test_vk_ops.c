@@ -575,15 +575,21 @@ test_batch (void)
 }
 
 /* --no-subgroup: portable shader variants even where the device has
- * subgroup arithmetic, so both paths are tested. */
+ * subgroup arithmetic; --tiled: the shared-memory matmul even on a CPU
+ * device (which uses matmul_direct.comp otherwise); so every path is
+ * tested. */
 int
 main (int argc, char **argv)
 {
   AeError err;
   unsigned flags = 0;
 
-  if (argc > 1 && strcmp (argv[1], "--no-subgroup") == 0)
-    flags |= AE_VK_FLAG_NO_SUBGROUP;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--no-subgroup") == 0)
+      flags |= AE_VK_FLAG_NO_SUBGROUP;
+    else if (strcmp (argv[i], "--tiled") == 0)
+      flags |= AE_VK_FLAG_TILED;
+  }
   if (ae_vk_context_init_flags (&ctx, flags, &err) < 0) {
     printf ("SKIP: no usable Vulkan device: %s\n", err.msg);
     ae_vk_context_free (&ctx);
@@ -594,6 +600,8 @@ main (int argc, char **argv)
       ctx.subgroup_size, ctx.has_subgroup_arith ? "yes" : "no",
       ctx.use_subgroup ? "subgroup variants in use" : "portable variants",
       ctx.has_f16 ? "yes" : "no");
+  printf ("matmul, conv2d: %s\n", ctx.use_direct ? "the _direct shaders "
+      "(no shared memory)" : "tiled in shared memory");
   ae_arena_init (&arena, 0, &err);
 
   test_add ();

@@ -659,7 +659,12 @@ GST_START_TEST (test_model_errors)
   rm_tree (dir);
   g_free (dir);
 
-  expect_start_error ("device=vulkan", "vulkan");
+  /* no Vulkan driver: device=vulkan is an error naming what is missing */
+  g_setenv ("VK_ICD_FILENAMES", "/nonexistent.json", TRUE);
+  g_setenv ("VK_DRIVER_FILES", "/nonexistent.json", TRUE);
+  expect_start_error ("device=vulkan", "device=vulkan: vulkan: ");
+  g_unsetenv ("VK_ICD_FILENAMES");
+  g_unsetenv ("VK_DRIVER_FILES");
   expect_start_error ("window=4 overlap=4", "overlap");
 }
 
