@@ -181,7 +181,7 @@ def write_sheet(sheet, path):
                for x in (a, b, c)]
         rows.append(np.concatenate(row, axis=1))
     img = np.concatenate(rows, axis=0)
-    Image.fromarray(img).save(path)
+    Image.fromarray(img).quantize(256).save(path, optimize=True)   # palette PNG: small in docs/
 
 
 def main(argv=None):
