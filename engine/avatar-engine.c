@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <glib.h>
 
@@ -109,15 +108,6 @@ parse_args (Args * a, int argc, char **argv, int first)
   return 0;
 }
 
-static double
-now_s (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int
 cmp_double (const void *a, const void *b)
 {
@@ -195,12 +185,12 @@ run_unet (const Args * a, AeBackend * be, AeError * err)
   hooks.act_user = &sink;
   for (int i = 0; i < n_calls; i++) {
     /* Activations only on the first call (they are copied). */
-    double t0 = now_s ();
+    double t0 = ae_seconds ();
     if (ae_backend_unet_forward (bu, &out, &sample, ts.data,
             (int) ae_tensor_numel (&ts), &ctx,
             a->acts && i == 0 ? &hooks : NULL, &arena, err) < 0)
       goto done;
-    times[i] = now_s () - t0;
+    times[i] = ae_seconds () - t0;
     if (ae_arena_reset (&arena, err) < 0)
       goto done;
   }
@@ -271,14 +261,14 @@ run_vae (const Args * a, bool encode, AeBackend * be, AeError * err)
   lv = y;
   lv.data = encode ? g_new (float, ae_tensor_numel (&y)) : NULL;
   for (int i = 0; i < n_calls; i++) {
-    double t0 = now_s ();
+    double t0 = ae_seconds ();
     AeVaeActFn fn = a->acts && i == 0 ? vae_act_sink : NULL;
     int rc = encode ?
         ae_backend_vae_encode (bv, &x, &y, &lv, fn, &sink, &arena, err) :
         ae_backend_vae_decode (bv, &x, &y, fn, &sink, &arena, err);
     if (rc < 0 || ae_arena_reset (&arena, err) < 0)
       goto done;
-    times[i] = now_s () - t0;
+    times[i] = ae_seconds () - t0;
   }
   if (a->repeat > 0) {
     qsort (times, n_calls, sizeof (double), cmp_double);

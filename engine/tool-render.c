@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -176,15 +175,6 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
   return 0;
 }
 
-static double
-now_s (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The 42 x 3 hand key points of the frame's first person (after
  * ap_frame_select), normalised to its canvas; all missing without one. */
 static int
@@ -331,7 +321,7 @@ drain (Render * r, AeError * err)
   int64_t frame;
 
   while (ae_avatar_stream_pop_window (r->stream, &win) == 1) {
-    double t = now_s ();
+    double t = ae_seconds ();
     printf ("window %lld: frames %lld-%lld (%d), %.2f s\n",
         (long long) win.index, (long long) win.first_frame,
         (long long) (win.first_frame + win.n_frames - 1), win.n_frames,
@@ -381,7 +371,7 @@ render (RenderArgs * a, AeError * err)
   char buf[65536];
   int64_t n_in = 0, dropped = 0;
   bool done = false;
-  double t0 = now_s ();
+  double t0 = ae_seconds ();
   int ret = -1;
 
   memset (&r, 0, sizeof r);
@@ -469,7 +459,7 @@ render (RenderArgs * a, AeError * err)
       a->p.guidance_scale,
       (long long) ae_avatar_stream_latency_frames (r.stream),
       ae_avatar_device_describe (r.dev));
-  r.t_window = now_s ();
+  r.t_window = ae_seconds ();
   parser = ap_parser_new (AP_DEFAULT_MAX_OBJECT_BYTES);
   while (!done) {
     size_t got = fread (buf, 1, sizeof buf, fp);
@@ -537,8 +527,8 @@ render (RenderArgs * a, AeError * err)
           err) < 0)
     goto out;
   printf ("rendered %lld frames to %s in %.2f s (%.3f s/frame)%s\n",
-      (long long) r.written, a->out, now_s () - t0,
-      r.written ? (now_s () - t0) / r.written : 0.0,
+      (long long) r.written, a->out, ae_seconds () - t0,
+      r.written ? (ae_seconds () - t0) / r.written : 0.0,
       dropped ? ", some input frames were dropped" : "");
   ret = 0;
 out:

@@ -4,6 +4,9 @@
 #ifndef AE_TOOL_RENDER_H
 #define AE_TOOL_RENDER_H
 
+/* Monotonic seconds, for the timings the avatar-engine tool prints. */
+#define ae_seconds() (g_get_monotonic_time () * 1e-6)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
