@@ -6,7 +6,7 @@ attention_head_dim 8, cross_attention_dim 768, layers_per_block 2) with train/mo
 (diffusers key names), random weights (seeded), write them as a diffusers folder (f16 on
 disk; both sides use exactly the f16-rounded values), time one step at batch 2
 (as with CFG), 4x64x64 latents, 77 tokens in PyTorch (2 threads, warm-up, median), then
-`avatar-engine run unet --model DIR --in IN --out OUT --repeat N`, compare the outputs
+`avatar-engine run unet --model DIR --in IN --out OUT --warmup 1 --repeat N`, compare the outputs
 and print both times, the ratio torch/engine, GFLOP/s of each, OpenBLAS sgemm GFLOP/s
 and peak RSS of each.
 
@@ -210,7 +210,7 @@ def run(a, work):
         return 2
     out_path = os.path.join(work, "out.safetensors")
     cmd = [engine, "run", "unet", "--model", mdir, "--in", in_path, "--out", out_path,
-           "--repeat", str(a.repeat)]
+           "--warmup", "1", "--repeat", str(a.repeat)]
     print("engine: " + " ".join(cmd))
     p, rss_engine = run_with_peak_rss(cmd)
     sys.stdout.write(p.stdout)
@@ -227,8 +227,8 @@ def run(a, work):
     diff = (out.double() - ref.double())
     max_abs = diff.abs().max().item()
     rel = (diff.norm() / ref.double().norm()).item()
-    print("engine: %.3f s per step, %.1f GFLOP/s (%.0f%% of sgemm)"
-          % (t_engine, flops / t_engine / 1e9, 100.0 * flops / t_engine / 1e9 / gf))
+    print("engine: %.3f s per step (median of %d, after a warm-up), %.1f GFLOP/s (%.0f%% of sgemm)"
+          % (t_engine, a.repeat, flops / t_engine / 1e9, 100.0 * flops / t_engine / 1e9 / gf))
     print("engine peak RSS: %.0f MiB (weights f32 in memory: %.0f MiB)" % (rss_engine, nparam * 4 / 2 ** 20))
     print("ratio torch/engine: %.2f" % (t_torch / t_engine))
     print("output engine vs torch: max_abs %.3g, rel_l2 %.3g" % (max_abs, rel))

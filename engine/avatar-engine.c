@@ -16,7 +16,7 @@ typedef struct {
   const char *model, *in, *out;
   const char *unet, *vae, *scheduler_config;
   const char *device;
-  int repeat, threads, steps;
+  int repeat, warmup, threads, steps;
   double guidance;
   bool acts;
 } Args;
@@ -28,7 +28,8 @@ usage (void)
       "usage:\n"
       "  avatar-engine run unet|vae-encode|vae-decode|pose-guider --model DIR "
       "--in IN.safetensors --out OUT.safetensors\n"
-      "      [--repeat N] [--threads N] [--device cpu|vulkan|auto] [--acts]\n"
+      "      [--repeat N] [--warmup N] [--threads N] [--device cpu|vulkan|auto]\n"
+      "      [--acts]\n"
       "  avatar-engine sample --unet DIR --vae DIR --scheduler-config FILE "
       "--steps N --guidance G --in IN --out OUT [--threads N]\n"
       "      [--device cpu|vulkan|auto]\n"
@@ -82,6 +83,9 @@ parse_args (Args * a, int argc, char **argv, int first)
       a->device = v;
     else if (strcmp (o, "--repeat") == 0) {
       if (parse_int (o, v, &a->repeat) < 0)
+        return -1;
+    } else if (strcmp (o, "--warmup") == 0) {
+      if (parse_int (o, v, &a->warmup) < 0)
         return -1;
     } else if (strcmp (o, "--threads") == 0) {
       if (parse_int (o, v, &a->threads) < 0)
@@ -183,14 +187,17 @@ run_unet (const Args * a, AeBackend * be, AeError * err)
   out.data = g_new (float, ae_tensor_numel (&out));
   hooks.act_fn = act_sink;
   hooks.act_user = &sink;
-  for (int i = 0; i < n_calls; i++) {
+  /* --warmup calls are not timed: the first call sizes the arena and
+   * faults its pages in, which later calls never pay again. */
+  for (int i = 0; i < a->warmup + n_calls; i++) {
     /* Activations only on the first call (they are copied). */
     double t0 = ae_seconds ();
     if (ae_backend_unet_forward (bu, &out, &sample, ts.data,
             (int) ae_tensor_numel (&ts), &ctx,
             a->acts && i == 0 ? &hooks : NULL, &arena, err) < 0)
       goto done;
-    times[i] = ae_seconds () - t0;
+    if (i >= a->warmup)
+      times[i - a->warmup] = ae_seconds () - t0;
     if (ae_arena_reset (&arena, err) < 0)
       goto done;
   }
@@ -260,7 +267,7 @@ run_vae (const Args * a, bool encode, AeBackend * be, AeError * err)
   y.data = g_new (float, ae_tensor_numel (&y));
   lv = y;
   lv.data = encode ? g_new (float, ae_tensor_numel (&y)) : NULL;
-  for (int i = 0; i < n_calls; i++) {
+  for (int i = 0; i < a->warmup + n_calls; i++) {
     double t0 = ae_seconds ();
     AeVaeActFn fn = a->acts && i == 0 ? vae_act_sink : NULL;
     int rc = encode ?
@@ -268,7 +275,8 @@ run_vae (const Args * a, bool encode, AeBackend * be, AeError * err)
         ae_backend_vae_decode (bv, &x, &y, fn, &sink, &arena, err);
     if (rc < 0 || ae_arena_reset (&arena, err) < 0)
       goto done;
-    times[i] = ae_seconds () - t0;
+    if (i >= a->warmup)
+      times[i - a->warmup] = ae_seconds () - t0;
   }
   if (a->repeat > 0) {
     qsort (times, n_calls, sizeof (double), cmp_double);

@@ -16,7 +16,7 @@ import safetensors_io as st  # noqa: E402
 
 def main(argv):
     if len(argv) < 2 or argv[0] != "run":
-        print("usage: fake_engine.py run COMPONENT --model DIR --in IN --out OUT [--repeat N]", file=sys.stderr)
+        print("usage: fake_engine.py run COMPONENT --model DIR --in IN --out OUT [--repeat N] [--warmup N]", file=sys.stderr)
         return 2
     comp = argv[1]
     opts = dict(zip(argv[2::2], argv[3::2]))
@@ -26,7 +26,8 @@ def main(argv):
     m = export.load_folder(cls, opts["--model"])
     times = []
     with torch.no_grad():
-        for _ in range(int(opts.get("--repeat", "1"))):
+        warmup = int(opts.get("--warmup", "0"))
+        for i in range(warmup + int(opts.get("--repeat", "1"))):
             t0 = time.perf_counter()
             if comp == "unet":
                 out = {"sample": m(inp["sample"], inp["timestep"].long(), inp["encoder_hidden_states"])}
@@ -35,9 +36,11 @@ def main(argv):
                 out = {"mean": mean, "logvar": logvar}
             else:
                 out = {"sample": m.decode(inp["latent"])}
-            times.append(time.perf_counter() - t0)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
     st.save({k: v + perturb for k, v in out.items()}, opts["--out"])
     if "--repeat" in opts:
+        print("warmup_calls: %d" % warmup)
         print("time_per_call_s: %.6f" % sorted(times)[len(times) // 2])
     return 0
 

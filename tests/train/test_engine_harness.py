@@ -34,6 +34,7 @@ rc, out = run(bench, 0.01)
 print(out)
 check(rc == 0 and "ratio torch/engine:" in out and "GFLOP/s" in out, "bench runs the engine half")
 check("max_abs 0.01," in out, "bench: perturbed output reported")
+check("warmup_calls: 1" in out, "bench: the engine gets one untimed warm-up call, as torch does")
 
 chk = [os.path.join(SRC, "train", "check_engine.py"), "--engine", FAKE]
 rc, out = run(chk, 0)
