@@ -31,6 +31,9 @@ struct AeAvatarStream
   int D;                        /* cross_attention_dim */
   size_t tfs;                   /* token floats of a frame: 42 D */
   int L;                        /* lookahead, 0 = all */
+  /* reference init: x_T = init_ref z_ref + init_eps noise (both 0/1 when
+   * off), before ae_sample multiplies by init_noise_sigma */
+  float init_ref, init_eps;
 
   /* Frame store, a ring of `cap` frames addressed by frame % cap: every
    * frame of the next group and those after it pushed so far. */
@@ -84,7 +87,33 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->reference_attention = true;
   p->hand_tokens = true;
   p->temporal_attention = true;
+  p->reference_init = true;
   p->device = AE_DEVICE_CPU;
+}
+
+/* Coefficients of the reference init for the first timestep. SD1.5's
+ * schedule does not reach zero SNR: a training sample at the first step
+ * still holds sqrt(abar_t0) of its clean latent (0.07 at t = 999), and the
+ * model learnt to read the background and colours from that leak. Pure
+ * noise leaves it nothing to read; the reference's latent is the best
+ * stand-in (same identity, clothes and background), so x_t0 =
+ * sqrt(abar) z_ref + sqrt(1 - abar) eps, in Euler's variance-exploding
+ * form z_ref + sigma eps. Both are divided by init_noise_sigma, which
+ * ae_sample multiplies back. */
+static void
+reference_init_coefs (const AeScheduler * sched, float *c_ref, float *c_eps)
+{
+  float s0 = ae_scheduler_init_noise_sigma (sched);
+
+  if (ae_scheduler_type (sched) == AE_SCHEDULER_EULER) {
+    *c_ref = 1.0f / s0;
+    *c_eps = ae_scheduler_sigma (sched, 0) / s0;
+  } else {
+    int t = (int) ae_scheduler_timestep (sched, 0);
+    float abar = ae_scheduler_alphas_cumprod (sched)[t];
+    *c_ref = sqrtf (abar);
+    *c_eps = sqrtf (1.0f - abar);
+  }
 }
 
 static inline int64_t
@@ -208,6 +237,19 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
   s->h = p.height / f;
   s->w = p.width / f;
   s->fs = (size_t) s->C * s->h * s->w;
+  s->init_ref = 0.0f;
+  s->init_eps = 1.0f;
+  if (p.reference_init && reference) {
+    if ((size_t) ae_tensor_numel (ae_avatar_reference_latent (reference))
+        != s->fs) {
+      ae_error (err, "reference init: the reference was prepared for "
+          "%dx%d frames, the stream makes %dx%d",
+          ae_avatar_reference_width (reference),
+          ae_avatar_reference_height (reference), p.width, p.height);
+      goto fail;
+    }
+    reference_init_coefs (s->sched, &s->init_ref, &s->init_eps);
+  }
   s->c0 = s->unet->cfg.block_out_channels[0];
   ae_pose_guider_out_size (s->guider, p.height, p.width, &gh, &gw);
   if (gh != s->h || gw != s->w) {
@@ -514,9 +556,15 @@ run_group (AeAvatarStream * s, int64_t first, int n_windows,
     s->win_len[i] = len;
     s->win_off[i] = off;
     s->win_ptrs[i] = s->lat + off;
-    for (int j = 0; j < len; j++)
-      ae_noise_fill (s->p.seed, AE_NOISE_STREAM_INIT, f0 + j,
-          s->lat + off + (size_t) j * s->fs, s->fs);
+    for (int j = 0; j < len; j++) {
+      float *x = s->lat + off + (size_t) j * s->fs;
+      ae_noise_fill (s->p.seed, AE_NOISE_STREAM_INIT, f0 + j, x, s->fs);
+      if (s->init_ref != 0.0f) {
+        const float *z_ref = ae_avatar_reference_latent (s->ref)->data;
+        for (size_t e = 0; e < s->fs; e++)
+          x[e] = s->init_eps * x[e] + s->init_ref * z_ref[e];
+      }
+    }
     off += (size_t) len * s->fs;
   }
   s->g_floats = off;

@@ -60,7 +60,12 @@ typedef struct {
                                  * off: zero tokens as in the uncond pass */
   bool temporal_attention;      /* attn1 over every frame of the window at
                                  * once (Make-Your-Anchor all-frame
-                                 * attention; off) */
+                                 * attention; on) */
+  bool reference_init;          /* initial latents carry the reference's
+                                 * latent as much as a training sample at
+                                 * the first timestep carries its own
+                                 * (SD1.5's schedule leaks sqrt(abar_T) of
+                                 * the signal); needs a reference (on) */
   AeDevice device;              /* where the Denoising UNet runs: cpu
                                  * (default), vulkan (an error naming what
                                  * is missing without a device) or auto

@@ -83,6 +83,9 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
     } else if (strcmp (o, "--no-temporal-attention") == 0) {
       a->p.temporal_attention = false;
       continue;
+    } else if (strcmp (o, "--no-reference-init") == 0) {
+      a->p.reference_init = false;
+      continue;
     }
     if (strncmp (o, "--", 2) != 0)
       return usage_error ("unexpected argument '%s'", o);
@@ -276,6 +279,7 @@ save_file (const RenderArgs * a, const Saved * sv, int64_t n, int C, int h,
   META ("reference_attention", "%d", (int) a->p.reference_attention);
   META ("hand_tokens", "%d", (int) a->p.hand_tokens);
   META ("temporal_attention", "%d", (int) a->p.temporal_attention);
+  META ("reference_init", "%d", (int) a->p.reference_init);
 #undef META
   if (ae_st_writer_add_raw (wr, "latents", AE_DTYPE_F32, 4, lat,
           sv->latents->data, err) < 0 ||
@@ -421,7 +425,8 @@ render (RenderArgs * a, AeError * err)
   if (ae_avatar_reference_new_on (&ref, r.dev, ref_rgb, rw, rh, rw * 3,
           ref_kp, a->p.width, a->p.height, err) < 0 ||
       ae_avatar_stream_new (&r.stream, r.model,
-          a->p.reference_attention ? ref : NULL, &a->p, err) < 0)
+          a->p.reference_attention || a->p.reference_init ? ref : NULL,
+          &a->p, err) < 0)
     goto out;
   ae_avatar_stream_latent_shape (r.stream, &r.C, &r.h, &r.w);
   r.fs = ae_avatar_stream_frame_floats (r.stream);

@@ -24,7 +24,8 @@ int ae_tool_render (int argc, char **argv);
   "      [--window W] [--overlap O] [--fusion progressive|uniform] " \
   "[--lookahead L] [--seed S] [--threads T]\n" \
   "      [--no-reference-attention] [--no-hand-tokens] " \
-  "[--no-temporal-attention] [--save-latents FILE.safetensors]\n" \
+  "[--no-temporal-attention] [--no-reference-init]\n" \
+  "      [--save-latents FILE.safetensors]\n" \
   "      [--device cpu|vulkan|auto]\n"
 
 #ifdef __cplusplus

@@ -71,6 +71,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_avatar_diffuse_debug);
 #define DEFAULT_PROP_REFERENCE_ATTENTION TRUE
 #define DEFAULT_PROP_HAND_TOKENS TRUE
 #define DEFAULT_PROP_TEMPORAL_ATTENTION TRUE
+#define DEFAULT_PROP_REFERENCE_INIT TRUE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_PROGRESS_INTERVAL 1000
 #define DEFAULT_PROP_PROCESSING_LATENCY -1
@@ -97,6 +98,7 @@ enum
   PROP_REFERENCE_ATTENTION,
   PROP_HAND_TOKENS,
   PROP_TEMPORAL_ATTENTION,
+  PROP_REFERENCE_INIT,
   PROP_QOS,
   PROP_PROGRESS_INTERVAL,
   PROP_PROCESSING_LATENCY,
@@ -130,6 +132,7 @@ struct _GstAvatarDiffuse
   gint threads;
   GstAvatarDiffuseDevice device;
   gboolean reference_attention, hand_tokens, temporal_attention;
+  gboolean reference_init;
   gboolean qos;
   gint progress_interval;
   gint64 processing_latency;
@@ -362,6 +365,7 @@ read_params (GstAvatarDiffuse * self, AeAvatarParams * p)
   p->reference_attention = self->reference_attention;
   p->hand_tokens = self->hand_tokens;
   p->temporal_attention = self->temporal_attention;
+  p->reference_init = self->reference_init;
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -644,7 +648,8 @@ avatar_diffuse_set_caps (GstAvatarDiffuse * self, GstCaps * caps)
   params.height = info.height;
   params.progress = on_engine_progress;
   params.progress_user = self;
-  if (params.reference_attention && (self->ref == NULL
+  if ((params.reference_attention || params.reference_init)
+      && (self->ref == NULL
           || ae_avatar_reference_width (self->ref) != info.width
           || ae_avatar_reference_height (self->ref) != info.height)) {
     g_clear_pointer (&self->ref, ae_avatar_reference_unref);
@@ -1277,6 +1282,9 @@ gst_avatar_diffuse_set_property (GObject * object, guint prop_id,
     case PROP_TEMPORAL_ATTENTION:
       self->temporal_attention = g_value_get_boolean (value);
       break;
+    case PROP_REFERENCE_INIT:
+      self->reference_init = g_value_get_boolean (value);
+      break;
     case PROP_QOS:
       self->qos = g_value_get_boolean (value);
       break;
@@ -1352,6 +1360,9 @@ gst_avatar_diffuse_get_property (GObject * object, guint prop_id,
       break;
     case PROP_TEMPORAL_ATTENTION:
       g_value_set_boolean (value, self->temporal_attention);
+      break;
+    case PROP_REFERENCE_INIT:
+      g_value_set_boolean (value, self->reference_init);
       break;
     case PROP_QOS:
       g_value_set_boolean (value, self->qos);
@@ -1528,6 +1539,14 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           "Self-attention over the tokens of every frame of a window at once "
           "(Make-Your-Anchor all-frame attention; off: per-frame, ablation)",
           DEFAULT_PROP_TEMPORAL_ATTENTION, ready));
+  g_object_class_install_property (gobject_class, PROP_REFERENCE_INIT,
+      g_param_spec_boolean ("reference-init", "Reference init",
+          "Start every frame from noise carrying the reference's latent as "
+          "much as a training sample at the first timestep carries its own "
+          "(SD1.5's schedule keeps sqrt(alphas_cumprod) of the signal there), "
+          "instead of pure noise: backgrounds and colours follow the "
+          "reference (off: pure noise, ablation)",
+          DEFAULT_PROP_REFERENCE_INIT, ready));
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
           "In a live pipeline, drop frames that arrive more than one window "
@@ -1605,6 +1624,7 @@ gst_avatar_diffuse_init (GstAvatarDiffuse * self)
   self->reference_attention = DEFAULT_PROP_REFERENCE_ATTENTION;
   self->hand_tokens = DEFAULT_PROP_HAND_TOKENS;
   self->temporal_attention = DEFAULT_PROP_TEMPORAL_ATTENTION;
+  self->reference_init = DEFAULT_PROP_REFERENCE_INIT;
   self->qos = DEFAULT_PROP_QOS;
   self->progress_interval = DEFAULT_PROP_PROGRESS_INTERVAL;
   self->processing_latency = DEFAULT_PROP_PROCESSING_LATENCY;

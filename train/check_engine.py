@@ -166,7 +166,7 @@ def _triangle(j, w):
 
 
 @torch.no_grad()
-def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal):
+def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_init):
     """The per-window procedure of docs/avatar-pipeline.md on the engine's saved inputs,
     whole clip in lockstep. Returns the final latents (N, C, h, w)."""
     vae, unet = m["vae"], m["unet"]
@@ -182,6 +182,8 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal):
     bank = models.ReferenceBank(m["reference_unet"], unet)
     z_ref = vae.encode(ref_img * 2 - 1)[0] * sf
     bank.write(z_ref, m["hand_encoder"](ref_kp[None]))
+    if ref_init:
+        z = sample.reference_init(z, z_ref, abar[sample.ddim_timesteps(cfg, steps)[0]])
     pose = m["pose_guider"](pose_imgs)
     ctx = m["hand_encoder"](hands)
     zero = torch.zeros_like(ctx)
@@ -264,7 +266,9 @@ def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5)
     with open(poses, "w") as f:
         for fr in _pose_frames(frames, 256):
             f.write(json.dumps(fr) + "\n")
-    for case, extra, temporal in (("independent", ["--no-temporal-attention", "--lookahead", "1"], False),
+    # the independent case also turns the reference init off; the temporal case keeps it on
+    for case, extra, temporal in (("independent", ["--no-temporal-attention", "--lookahead", "1",
+                                                   "--no-reference-init"], False),
                                   ("temporal", ["--lookahead", "all"], True)):
         out = os.path.join(work, "render-" + case)
         lat = os.path.join(work, case + ".safetensors")
@@ -295,7 +299,7 @@ def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5)
         print("%s noise_init numpy port vs engine: max diff %.3g" % ("ok  " if d <= 1e-6 else "FAIL", d))
         ok &= d <= 1e-6
         saved["_noise"] = torch.from_numpy(noise)
-        z = torch_pipeline(m, saved, steps, guidance, 4, 2, temporal)
+        z = torch_pipeline(m, saved, steps, guidance, 4, 2, temporal, ref_init=temporal)
         ok &= compare("pipeline %s (%d frames) latents" % (case, n), saved["latents"], z)
         img = ((m["vae"].decode(z / m["vae"].config["scaling_factor"]) + 1) / 2).clamp(0, 1)
         img = (img * 255).round().permute(0, 2, 3, 1).to(torch.uint8).numpy()

@@ -14,6 +14,7 @@ and the seam error at window boundaries.  Variants (--variants, comma-separated)
   no-reference-attention  the model with --no-reference-attention
   no-hand-tokens          the model with --no-hand-tokens
   no-temporal-attention   the model with --no-temporal-attention (not in the default list)
+  no-reference-init       the model with --no-reference-init (pure-noise start)
   overlap-0               windows without overlap (the streaming ablation)
   uniform                 --fusion uniform (Make-Your-Anchor averaging)
   progressive             --fusion progressive (MimicMotion triangle weights)
@@ -55,11 +56,13 @@ VARIANTS = {
     "no-reference-attention": ("model, no reference attention", {}, ["--no-reference-attention"]),
     "no-hand-tokens": ("model, no hand tokens", {}, ["--no-hand-tokens"]),
     "no-temporal-attention": ("model, no temporal attention", {}, ["--no-temporal-attention"]),
+    "no-reference-init": ("model, no reference init", {}, ["--no-reference-init"]),
     "overlap-0": ("overlap 0 (no fusion)", {"overlap": 0}, []),
     "uniform": ("uniform fusion", {"fusion": "uniform"}, []),
     "progressive": ("progressive fusion", {"fusion": "progressive"}, []),
 }
-DEFAULT_VARIANTS = "reference-copy,model,no-reference-attention,no-hand-tokens,overlap-0,uniform,progressive"
+DEFAULT_VARIANTS = ("reference-copy,model,no-reference-attention,no-hand-tokens,no-reference-init,"
+                    "overlap-0,uniform,progressive")
 FUSION_VARIANTS = ("overlap-0", "uniform", "progressive")
 MIN_REGION_GAIN_DB = 3.0   # model vs reference copy, face and hand PSNR
 MIN_MODULE_GAIN_DB = 0.1   # model vs model without a module
@@ -492,6 +495,15 @@ def verdicts(S):
             out.append(("Hand tokens show their gain (hand-region PSNR up by at least %.1f dB when they "
                         "are on): **%s** (%.2f vs %.2f dB without, %+.2f dB)."
                         % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["hand_psnr"], nh["hand_psnr"], g), ok))
+    ni = S.get("no-reference-init")
+    if m and ni:
+        gp, gs = m["psnr"] - ni["psnr"], m["ssim"] - ni["ssim"]
+        ok = gp >= MIN_MODULE_GAIN_DB and gs > 0
+        out.append(("The reference init shows its gain (whole-frame PSNR up by at least %.1f dB and SSIM "
+                    "up when it is on): **%s** (PSNR %.2f vs %.2f dB without, %+.2f dB; SSIM %.4f vs "
+                    "%.4f, %+.4f)."
+                    % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["psnr"], ni["psnr"], gp,
+                       m["ssim"], ni["ssim"], gs), ok))
     nt = S.get("no-temporal-attention")
     if m and nt:
         g = nt["flicker"] - m["flicker"]

@@ -61,7 +61,15 @@ def ddim_step(z, eps, t, prev, abar, cfg):
 
 
 @torch.no_grad()
-def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, use_ref=True, use_hands=True):
+def reference_init(noise, z_ref, abar_t0):
+    """The engine's reference init (docs/avatar-pipeline.md): the first latents carry the
+    reference latent as much as a training sample at t0 carries its own (sqrt(abar_t0))."""
+    a = abar_t0.float()
+    return a.sqrt() * z_ref + (1 - a).sqrt() * noise
+
+
+def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, use_ref=True, use_hands=True,
+             ref_init=True):
     """ref_img (3,H,W) [0,1]; pose_imgs (F,3,H,W) [0,1]; hand_kps (F,42,3) -> (F,3,H,W) [0,1]."""
     vae, unet = m["vae"], m["unet"]
     sf = vae.config["scaling_factor"]
@@ -77,6 +85,8 @@ def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, u
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, 4, lat, lat, generator=g)
     ts = ddim_timesteps(cfg, steps)
+    if ref_init:
+        z = reference_init(z, z_ref, abar[ts[0]])
     keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.full((n,), use_ref)])
     for i, t in enumerate(ts):
         bank.set_read(True, keep)
@@ -107,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--guidance", type=float, default=2.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--no-reference-init", action="store_true",
+                    help="start from pure noise (the engine's --no-reference-init)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     m = load_model(a.model)
@@ -117,7 +129,8 @@ def main(argv=None):
     pose = torch.stack([dataset.load_rgb(os.path.join(a.clip, "pose", frames[i]), size) for i in idx])
     kps = torch.stack([dataset.hand_keypoints(poses[i]) for i in idx])
     ref = dataset.load_rgb(os.path.join(a.clip, "reference.png"), size)
-    out = generate(m, ref, dataset.reference_keypoints(a.clip), pose, kps, a.steps, a.guidance)
+    out = generate(m, ref, dataset.reference_keypoints(a.clip), pose, kps, a.steps, a.guidance,
+                   ref_init=not a.no_reference_init)
     sheet = Image.new("RGB", (4 * size, len(idx) * size))
     for r in range(len(idx)):
         for c, t in enumerate((ref, pose[r], gt[r], out[r])):

@@ -65,8 +65,8 @@ try:
     check(all(os.path.exists(os.path.join(tmp, "data", "clip_%05d" % k, "frames", "00005.png")) for k in (0, 1)),
           "held-out clips made by avatar-world")
     calls = lines(log)
-    # 7 default variants, reference-copy needs no engine and model == progressive: 5 x 2 clips
-    check(len(calls) == 10, "10 distinct renders (model and progressive share one), got %d" % len(calls))
+    # 8 default variants, reference-copy needs no engine and model == progressive: 6 x 2 clips
+    check(len(calls) == 12, "12 distinct renders (model and progressive share one), got %d" % len(calls))
     check(all("--poses" in c and "--reference-pose" in c and "--frames 6" in c and "--steps 1" in c for c in calls),
           "engine called with the render arguments")
     report = lines(os.path.join(tmp, "out", "quality.md"))
@@ -82,6 +82,7 @@ try:
           "SSIM verdict holds")
     check("**holds**" in verdict(report, "Reference attention shows its gain"), "reference attention shows its gain")
     check("**holds**" in verdict(report, "Hand tokens show their gain"), "hand tokens show their gain")
+    check("**holds**" in verdict(report, "The reference init shows its gain"), "reference init shows its gain")
     check("**holds**" in verdict(report, "Uniform fusion has a smaller seam excess")
           and "**holds**" in verdict(report, "Progressive fusion has a smaller seam excess"),
           "the jump at window starts shows in overlap 0 only")
@@ -102,12 +103,12 @@ try:
 
     # a second run renders nothing and says the same
     rc, out = quality(tmp, env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 10, "second run: all renders come from the cache")
+    check(rc == 0 and len(lines(log)) == 12, "second run: all renders come from the cache")
     res2 = json.load(open(os.path.join(tmp, "cache", "results.json")))
     check(res2["summary"] == S, "second run: same numbers")
     # other steps: new renders for the engine variants only
     rc, out = quality(tmp, "--steps", "2", "--variants", "reference-copy,model", env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 12, "changed settings render again (2 more renders)")
+    check(rc == 0 and len(lines(log)) == 14, "changed settings render again (2 more renders)")
 
     # a model that learnt nothing: the verdicts say "not yet"
     rc, out = quality(tmp, cache="cache-bad", out="out-bad", env={"FAKE_QUALITY_BAD": "1"})

@@ -14,6 +14,7 @@
  *   image: PNG round trip, resize of a constant image, same-size copy.
  * Usage: test_avatar MODEL_DIR [AVATAR_ENGINE_TOOL] (the tool: the render
  * subcommand on a 7-frame pose file). */
+#include <math.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <sys/wait.h>
@@ -522,6 +523,14 @@ naive_clip (const AeAvatarParams * p, int64_t N)
   OK (ae_scheduler_load_data (&sch, "sched", ae_avatar_model_scheduler_json
           (model), "ddim", &err));
   OK (ae_scheduler_set_timesteps (sch, p->steps, &err));
+  if (p->reference_init) {
+    /* x_t0 = sqrt(abar_t0) z_ref + sqrt(1 - abar_t0) noise (DDIM) */
+    const float *z_ref = ae_avatar_reference_latent (reference)->data;
+    float abar = ae_scheduler_alphas_cumprod (sch)[(int)
+        ae_scheduler_timestep (sch, 0)];
+    for (int64_t i = 0; i < N * (int64_t) fs; i++)
+      x[i] = sqrtf (1.0f - abar) * x[i] + sqrtf (abar) * z_ref[i % fs];
+  }
   for (int64_t i = 0; i < N * (int64_t) fs; i++)
     x[i] *= ae_scheduler_init_noise_sigma (sch);
   for (int step = 0; step < p->steps; step++) {
