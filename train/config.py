@@ -5,8 +5,10 @@ IMAGE_SIZE = 256
 LATENT_SIZE = IMAGE_SIZE // 8
 
 # 8x down (4 levels); narrow at full resolution, where the convolutions cost most on a CPU
+# 4 GroupNorm groups: with 16 groups the 16-channel first level was a per-channel instance
+# norm, which removes the absolute colour of flat regions (the world's backgrounds).
 VAE = dict(models.VAE_DEFAULTS, block_out_channels=[16, 32, 64, 128], layers_per_block=1,
-           norm_num_groups=16, sample_size=IMAGE_SIZE)
+           norm_num_groups=4, sample_size=IMAGE_SIZE)
 
 UNET = models.unet_config(
     block_out_channels=[32, 96, 192], layers_per_block=1, attention_head_dim=8,
