@@ -7,6 +7,8 @@
   # 2. face UNet + conditioner (identity encoder frozen)
   nice -n 19 /usr/bin/python3 train/face_train.py --stage face --data train/runs/face/data.pt \
       --identity-run train/runs/face/identity --run train/runs/face/unet --steps 100000
+  # --resume continues RUN/checkpoint.pt; train/face_import.py writes one from the committed
+  # weights (no optimizer state, no CosFace head: the head then starts at the references' vectors)
 
 Face stage, per sample (x0 = aligned ground-truth crop in [-1, 1]):
   context = degrade(x0) * (1 - hard)   degrade: p 0.5 box-down/bilinear-up by 2 or 4, p 0.3 a
@@ -47,19 +49,56 @@ def id_batch(data, idx):
     return crop * data["hard"][idx].float()
 
 
+class CheckpointError(Exception):
+    pass
+
+
+def resume_config(ck, key, fallback, run):
+    """The module config to build: the checkpoint's when resuming (it may differ from this
+    code's defaults, e.g. one seeded by face_import.py), else `fallback`."""
+    if ck is None:
+        return fallback
+    try:
+        return dict(ck["configs"][key])
+    except (KeyError, TypeError):
+        raise CheckpointError("%s/checkpoint.pt: no configs.%s" % (run, key))
+
+
+@torch.no_grad()
+def head_from_references(head, enc, refs):
+    """CosFace class weights = the identity vectors of the references: the class centres the
+    trained encoder already gives, used when the checkpoint has no head (the head is not
+    exported, so a run seeded by face_import.py has none; its identities are the data's)."""
+    head.w.copy_(enc(refs))
+
+
 def train_identity(a, data, log):
+    ck = common.load_checkpoint(a.run) if a.resume else None
     ident_cfg = tiny_configs()[2] if a.tiny else fm.IDENTITY
-    ident_cfg = dict(ident_cfg, image_size=data["size"])
+    ident_cfg = resume_config(ck, "identity_encoder", dict(ident_cfg, image_size=data["size"]),
+                              a.run)
+    if ident_cfg["image_size"] != data["size"]:
+        log("error: %s/checkpoint.pt: identity encoder image_size %d, data crops %d"
+            % (a.run, ident_cfg["image_size"], data["size"]))
+        return 2
     enc = fm.FaceIdentityEncoder(ident_cfg)
     head = fm.CosFaceHead(ident_cfg["embedding_dim"], len(data["clips"]))
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    refs = torch.stack([c["ref_id_input"].float() for c in data["clips"]])
     step, wall = 0, 0.0
-    ck = common.load_checkpoint(a.run) if a.resume else None
     if ck is not None:
         enc.load_state_dict(ck["identity_encoder"])
-        head.load_state_dict(ck["head"])
-        opt.load_state_dict(ck["opt"])
+        if "head" in ck:
+            head.load_state_dict(ck["head"])
+        else:
+            head_from_references(head, enc, refs)
+            log("no CosFace head in the checkpoint: started from the references' vectors")
+    params = list(enc.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    if ck is not None:
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:
+            log("optimizer state not resumed (seeded by face_import.py)")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
     log("identity encoder: %d parameters, %d identities, %d frames"
@@ -67,7 +106,6 @@ def train_identity(a, data, log):
     rng = np.random.default_rng(a.seed + step)
     labels_all = data["clip"]
     n = labels_all.shape[0]
-    refs = torch.stack([c["ref_id_input"].float() for c in data["clips"]])
     last_ck, t0, ema = time.time(), time.time(), None
     while step < a.steps:
         idx = torch.from_numpy(rng.integers(0, n, a.batch))
@@ -153,20 +191,32 @@ def train_face(a, data, log):
     else:
         unet_cfg, cond_cfg = fm.UNET, fm.CONDITIONER
     enc, ick = load_identity(a.identity_run)
-    unet_cfg = dict(unet_cfg, sample_size=data["size"])
-    cond_cfg = dict(cond_cfg, identity_dim=ick["configs"]["identity_encoder"]["embedding_dim"],
-                    texture_tokens=int(data["clips"][0]["texture"][0].numel()),
-                    latent_channels=int(data["clips"][0]["texture"].shape[0]))
+    ck = common.load_checkpoint(a.run) if a.resume else None
+    unet_cfg = resume_config(ck, "unet", dict(unet_cfg, sample_size=data["size"]), a.run)
+    cond_cfg = resume_config(ck, "conditioner", dict(
+        cond_cfg, identity_dim=ick["configs"]["identity_encoder"]["embedding_dim"],
+        texture_tokens=int(data["clips"][0]["texture"][0].numel()),
+        latent_channels=int(data["clips"][0]["texture"].shape[0])), a.run)
+    fit = {"identity_dim": ick["configs"]["identity_encoder"]["embedding_dim"],
+           "texture_tokens": int(data["clips"][0]["texture"][0].numel())}
+    for key, want in fit.items():
+        if cond_cfg[key] != want:
+            # a resumed conditioner built for another identity encoder or texture size
+            log("error: %s/checkpoint.pt: conditioner %s %d, the identity run / data give %d"
+                % (a.run, key, cond_cfg[key], want))
+            return 2
     unet = models.UNet2DConditionModel(unet_cfg)
     cond = fm.FaceConditioner(cond_cfg)
     params = list(unet.parameters()) + list(cond.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     step, wall = 0, 0.0
-    ck = common.load_checkpoint(a.run) if a.resume else None
     if ck is not None:
         unet.load_state_dict(ck["unet"])
         cond.load_state_dict(ck["conditioner"])
-        opt.load_state_dict(ck["opt"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:
+            log("optimizer state not resumed (seeded by face_import.py)")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
     ref_inputs = torch.stack([c["ref_id_input"].float() for c in data["clips"]])
@@ -243,12 +293,16 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     log = common.Logger(a.run)
     data = torch.load(a.data)
-    if a.stage == "identity":
-        return train_identity(a, data, log)
-    if not a.identity_run:
+    if a.stage == "face" and not a.identity_run:
         log("error: --identity-run is required for --stage face")
         return 2
-    return train_face(a, data, log)
+    try:
+        if a.stage == "identity":
+            return train_identity(a, data, log)
+        return train_face(a, data, log)
+    except CheckpointError as e:
+        log("error: %s" % e)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # ffmpeg as RTP and RTSP receiver, a GStreamer RTP receiver).
 #   run-pipelines.sh BUILD_DIR [GROUP...]
 # Groups: pose (guidance-only scripts), tools (avatar-launch and
-# avatar-rtsp-server error paths), demo, file, rtp, rtsp; default all.
+# avatar-rtsp-server error paths), demo, file, face (avatar-face.sh and
+# avatar-meta-launch), rtp, rtsp; default all.
 # Loopback ports are picked free (pipelines/ports.py), so groups may run in
 # parallel. AVATAR=auto|on|off as in pipelines/common.sh (auto: the avatar
 # chain when the plugin has avatardiffuse and latentfuse).
@@ -12,7 +13,7 @@ set -u
 top=${AVATAR_SOURCE_DIR:?}
 export BUILD=${1:?build dir}
 shift
-groups=${*:-pose tools demo file rtp rtsp}
+groups=${*:-pose tools demo file face rtp rtsp}
 export SINK=fakesink FRAMES=20
 # Short avatar renders: few steps, short windows (so that the 12-frame runs
 # cross a window overlap and end in a partial window), small frame counts
@@ -61,7 +62,7 @@ pose)
     case $name in
       common.sh|pose-preview.sh|pose-record.sh|pose-file-preview.sh|\
       pose-udp-receive.sh|pose-udp-send.sh|demo.sh|avatar-file.sh|\
-      avatar-rtp.sh|avatar-rtp-receive.sh|avatar-rtsp.sh) ;;
+      avatar-face.sh|avatar-rtp.sh|avatar-rtp-receive.sh|avatar-rtsp.sh) ;;
       *) echo "FAIL: pipelines/$name is not run by tests/pipelines/run-pipelines.sh"
          fail=1 ;;
     esac
@@ -127,6 +128,68 @@ file)
     check "pipeline frames = avatar-engine render frames ($n_gst frames, PSNR $psnr)" \
       "[ $n_gst -eq 12 ] && [ '$psnr' = inf ]"
   fi
+  ;;
+
+face)
+  if [ "$AVATAR" != on ] || ! gst-inspect-1.0 facerecapture >/dev/null 2>&1; then
+    echo "face: skipped (no avatardiffuse, latentfuse and facerecapture here)"
+    continue
+  fi
+  # Offline with the face restored: 12 poses -> 12 frames of SIZE x SIZE.
+  FRAMES=12 sh "$top/pipelines/pose-record.sh" "$tmp/in.jsonl"
+  sh "$top/pipelines/avatar-face.sh" "$tmp/in.jsonl" "$tmp/face.mp4"
+  check "avatar-face runs" "[ $? -eq 0 ]"
+  frames=$(ffprobe -v error -count_frames -select_streams v:0 \
+    -show_entries stream=nb_read_frames,width,height -of csv=p=0 "$tmp/face.mp4")
+  check "avatar-face writes one ${SIZE}x$SIZE frame per pose, 12 (got: $frames)" \
+    "[ '$frames' = '$SIZE,$SIZE,12' ]"
+  # The same chain split after latentfuse: facerecapture changes every
+  # frame of the presenter (a confident face in each), enabled=false none.
+  gst-launch-1.0 -q filesrc location="$tmp/in.jsonl" ! posemapper ! \
+    video/x-raw,width=$SIZE,height=$SIZE ! avatardiffuse steps=$STEPS \
+    window=$WINDOW overlap=$OVERLAP seed=1 ! latentfuse ! tee name=t \
+    t. ! queue ! facerecapture enabled=false ! videoconvert ! pngenc ! \
+    multifilesink location="$tmp/off-%05d.png" \
+    t. ! queue ! facerecapture ! videoconvert ! pngenc ! \
+    multifilesink location="$tmp/on-%05d.png"
+  changed=0
+  for f in "$tmp"/off-*.png; do
+    cmp -s "$f" "$tmp/on-${f##*/off-}" || changed=$((changed + 1))
+  done
+  check "facerecapture after latentfuse restores 12 of 12 frames (got $changed)" \
+    "[ \$(ls '$tmp'/on-*.png | wc -l) -eq 12 ] && [ $changed -eq 12 ]"
+
+  # avatar-meta-launch: the bundled identity image as 3 frames, 2 poses
+  # (its sidecar JSON twice): frames 0 and 1 get the meta and a restored
+  # face, frame 2 none and passes through byte for byte.
+  meta="$BUILD/tools/avatar-meta-launch"
+  ref="$top/models/avatar-default/references/identity_00"
+  cat "$ref.json" "$ref.json" > "$tmp/two.json"
+  still="filesrc location=$ref.png ! pngdec ! imagefreeze num-buffers=3 ! \
+    videoconvert ! video/x-raw,format=RGB"
+  gst-launch-1.0 -q $still ! videoconvert ! pngenc ! \
+    multifilesink location="$tmp/still-%d.png"
+  "$meta" --poses "$tmp/two.json" -- $still ! identity name=meta ! \
+    facerecapture ! videoconvert ! pngenc ! \
+    multifilesink location="$tmp/meta-%d.png" 2> "$tmp/m1.err"
+  check "avatar-meta-launch runs facerecapture on 3 frames, 2 with a pose" \
+    "[ $? -eq 0 ] && grep -q '3 buffers, 2 with a pose' '$tmp/m1.err'"
+  check "frames with a pose are restored, the frame past the poses passes" \
+    "! cmp -s '$tmp/meta-0.png' '$tmp/still-0.png' && \
+     ! cmp -s '$tmp/meta-1.png' '$tmp/still-1.png' && \
+     cmp -s '$tmp/meta-2.png' '$tmp/still-2.png'"
+  "$meta" --poses "$tmp/no-such.jsonl" -- $still ! identity name=meta ! \
+    fakesink 2> "$tmp/m2.err"
+  check "avatar-meta-launch: a missing pose file fails naming it" \
+    "[ $? -eq 1 ] && grep -q no-such.jsonl '$tmp/m2.err'"
+  printf '%s\n' "$(tr -d '\n' < "$ref.json")" '{"people": [}' > "$tmp/bad.jsonl"
+  "$meta" --poses "$tmp/bad.jsonl" -- $still ! identity name=meta ! \
+    fakesink 2> "$tmp/m3.err"
+  check "avatar-meta-launch: a bad pose fails naming the file and line" \
+    "[ $? -eq 1 ] && grep -q 'bad.jsonl: pose 1 cannot be read: line 2' '$tmp/m3.err'"
+  "$meta" --poses "$tmp/two.json" -- $still ! fakesink 2> "$tmp/m4.err"
+  check "avatar-meta-launch without an element named meta fails and says so" \
+    "[ $? -eq 1 ] && grep -q \"no element named 'meta'\" '$tmp/m4.err'"
   ;;
 
 rtp)
