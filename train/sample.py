@@ -60,7 +60,6 @@ def ddim_step(z, eps, t, prev, abar, cfg):
     return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
 
 
-@torch.no_grad()
 def reference_init(noise, z_ref, abar_t0):
     """The engine's reference init (docs/avatar-pipeline.md): the first latents carry the
     reference latent as much as a training sample at t0 carries its own (sqrt(abar_t0))."""
@@ -68,6 +67,7 @@ def reference_init(noise, z_ref, abar_t0):
     return a.sqrt() * z_ref + (1 - a).sqrt() * noise
 
 
+@torch.no_grad()
 def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, use_ref=True, use_hands=True,
              ref_init=True):
     """ref_img (3,H,W) [0,1]; pose_imgs (F,3,H,W) [0,1]; hand_kps (F,42,3) -> (F,3,H,W) [0,1]."""

@@ -150,6 +150,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--norm-groups", type=int, default=0,
+                    help="override norm_num_groups of both UNets, also of a resumed run (GroupNorm "
+                         "weights are per channel, so the checkpoint still loads)")
+    ap.add_argument("--new-latents", action="store_true",
+                    help="the VAE changed: measure a new scaling_factor when caching the latents "
+                         "instead of keeping the resumed run's (delete RUN/latents.pt too)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="small configs for tests")
     a = ap.parse_args(argv)
@@ -162,12 +168,17 @@ def main(argv=None):
         unet_cfg, pose_cfg, hand_cfg, _ = tiny_configs()
     else:
         unet_cfg, pose_cfg, hand_cfg = config.UNET, config.POSE_GUIDER, config.HAND_ENCODER
+    ck = common.load_checkpoint(a.run) if a.resume else None
+    if ck is not None and "configs" in ck:
+        unet_cfg, pose_cfg, hand_cfg = (ck["configs"][k] for k in ("unet", "pose_guider", "hand_encoder"))
     unet_cfg = dict(unet_cfg, sample_size=a.size // 8)
+    if a.norm_groups and unet_cfg["norm_num_groups"] != a.norm_groups:
+        log("norm_num_groups %d -> %d" % (unet_cfg["norm_num_groups"], a.norm_groups))
+        unet_cfg["norm_num_groups"] = a.norm_groups
     mods = build(unet_cfg, pose_cfg, hand_cfg)
     params = [p for m in mods for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     step, wall = 0, 0.0
-    ck = common.load_checkpoint(a.run) if a.resume else None
     if ck is not None:
         for m, k in zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder")):
             m.load_state_dict(ck[k])
@@ -190,7 +201,7 @@ def main(argv=None):
     else:
         # keep the latent scale of the weights being resumed; a fresh run measures it
         cache = cache_latents(vae, a.data, a.size, cache_path, log,
-                              scale=ck["scaling_factor"] if ck is not None else None)
+                              scale=ck["scaling_factor"] if ck is not None and not a.new_latents else None)
     del vae
     log("unet: %d parameters per UNet, %d clips, scaling_factor %.5f"
         % (sum(p.numel() for p in mods[0].parameters()), len(cache["clips"]), cache["scaling_factor"]))

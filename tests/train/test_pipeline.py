@@ -50,6 +50,12 @@ with tempfile.TemporaryDirectory() as d:
     check(all(torch.equal(vck["vae"][k], v) for k, v in enc_before.items())
           and not torch.equal(vck["vae"]["decoder.conv_out.weight"], dec_before),
           "--decoder-only keeps the encoder, trains the decoder")
+    check(train_vae.main(common_args + ["--run", vrun, "--steps", "7", "--resume", "--norm-groups", "2"]) == 0,
+          "train_vae --norm-groups 2 resume to 7")
+    vck = common.load_checkpoint(vrun)
+    check(vck["config"]["norm_num_groups"] == 2 and vck["step"] == 7, "vae checkpoint keeps the new group count")
+    check(train_vae.main(common_args + ["--run", vrun, "--steps", "8", "--resume"]) == 0, "train_vae resume to 8")
+    check(common.load_checkpoint(vrun)["config"]["norm_num_groups"] == 2, "a resumed vae keeps its group count")
 
     check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "3"]) == 0,
           "train_unet 3 steps")
@@ -59,6 +65,16 @@ with tempfile.TemporaryDirectory() as d:
     check(uck is not None and uck["step"] == 4, "unet checkpoint at step 4")
     check(uck is not None and torch.isfinite(torch.tensor(uck["ema_loss"])).item(), "finite loss")
     check(uck is not None and uck["scaling_factor"] > 0, "scaling factor from the data")
+    old_scale = uck["scaling_factor"]
+    check(train_vae.main(common_args + ["--run", vrun, "--steps", "9", "--resume"]) == 0, "train_vae resume to 9")
+    os.remove(os.path.join(urun, "latents.pt"))
+    check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "5", "--resume",
+                                         "--norm-groups", "2", "--new-latents"]) == 0,
+          "train_unet resume to 5 with --norm-groups 2 --new-latents")
+    uck = common.load_checkpoint(urun)
+    check(uck["configs"]["unet"]["norm_num_groups"] == 2, "unet checkpoint keeps the new group count")
+    check(uck["scaling_factor"] != old_scale, "--new-latents measures a new scaling factor (%.5f vs %.5f)"
+          % (uck["scaling_factor"], old_scale))
 
     rc = export.main(["--vae-run", vrun, "--unet-run", urun, "--out", out, "--size", "64",
                       "--references", data, "--num-references", "1"])
