@@ -257,10 +257,6 @@ main (int argc, char **argv)
   double pipe_wall, steady_fps, guid_wall, first_s = 0, eng_wall = -1;
   long pipe_rss, eng_rss = -1;
 
-  /* The engine's OpenMP workers must not spin while waiting (on 2 cores the
-   * spinning starves the rest of the pipeline; docs/performance.md). Set
-   * before the plugin, and libgomp with it, is loaded; a user's value wins. */
-  g_setenv ("OMP_WAIT_POLICY", "passive", FALSE);
   ctx = g_option_context_new (NULL);
   g_option_context_set_summary (ctx, "Real-time factor, latency and peak "
       "memory of the avatar pipeline, against posemapper alone and "
@@ -300,9 +296,10 @@ main (int argc, char **argv)
 
   printf ("bench_pipeline: %d frames at %d fps (%.2f s of video), %dx%d, "
       "%d DDIM steps, window %d, overlap %d, threads %d (0 = all), seed %d, "
-      "model %s, OMP_WAIT_POLICY=%s\n", frames, FPS, (double) frames / FPS,
+      "model %s, AE_SPIN_US=%s\n", frames, FPS, (double) frames / FPS,
       SIZE, SIZE, steps, window, overlap, threads, seed,
-      model ? model : "(default)", g_getenv ("OMP_WAIT_POLICY"));
+      model ? model : "(default)", g_getenv ("AE_SPIN_US") ?
+      g_getenv ("AE_SPIN_US") : "(default 50)");
   print_machine ("start");
 
   /* The clip: poses recorded once, so every run reads the same file. */

@@ -7,12 +7,8 @@
  * and finally out = O / l. Memory is per thread TQ x TK + TQ x d floats,
  * whatever the sequence lengths. */
 #include <float.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "ops-internal.h"
-#include "threads.h"
 
 #ifndef AE_ATTN_TQ
 #define AE_ATTN_TQ 128          /* queries per tile */
@@ -85,6 +81,78 @@ attend_tile (const float *qp, int64_t ldq, int64_t tq, const float *kp,
   ae_sgemm (false, false, tq, d, tk, 1.0f, s, tk, vp, ld, 1.0f, o, d);
 }
 
+typedef struct {
+  const AeTensor *q, *k, *v, *k_extra, *v_extra;
+  AeTensor *out;
+  float *work;
+  int64_t heads, lq, c, d, n_qt, tq_max, tk_max, per_thread;
+  float scale;
+} AttnCtx;
+
+/* The key/value segments that batch element b, head h attends to: its
+ * own sequence, then the extra keys (shared when they have batch 1). */
+static int
+kv_segments (const AttnCtx * a, int64_t b, int64_t h, KvSeg segs[2])
+{
+  int64_t c = a->c, d = a->d;
+  int nseg = 0;
+
+  segs[nseg].k = a->k->data + b * a->k->shape[1] * c + h * d;
+  segs[nseg].v = a->v->data + b * a->v->shape[1] * c + h * d;
+  segs[nseg++].len = a->k->shape[1];
+  if (a->k_extra) {
+    int64_t be = a->k_extra->shape[0] == 1 ? 0 : b;
+    segs[nseg].k = a->k_extra->data + be * a->k_extra->shape[1] * c + h * d;
+    segs[nseg].v = a->v_extra->data + be * a->v_extra->shape[1] * c + h * d;
+    segs[nseg++].len = a->k_extra->shape[1];
+  }
+  return nseg;
+}
+
+/* One (batch, head, query tile) task in this thread's work block. */
+static void
+attend_task (const AttnCtx * a, int64_t task, int thread)
+{
+  int64_t n_qt = a->n_qt, c = a->c, d = a->d, lq = a->lq;
+  int64_t b = task / (a->heads * n_qt);
+  int64_t h = (task / n_qt) % a->heads;
+  int64_t q0 = (task % n_qt) * a->tq_max;
+  int64_t tq = lq - q0 < a->tq_max ? lq - q0 : a->tq_max;
+  float *s = a->work + thread * a->per_thread;
+  float *o = s + a->tq_max * a->tk_max;
+  float *m = o + a->tq_max * d;
+  float *l = m + a->tq_max;
+  const float *qp = a->q->data + (b * lq + q0) * c + h * d;
+  KvSeg segs[2];
+  int nseg = kv_segments (a, b, h, segs);
+
+  for (int64_t i = 0; i < tq; i++) {
+    m[i] = -FLT_MAX;
+    l[i] = 0.0f;
+  }
+  memset (o, 0, (size_t) (tq * d) * sizeof (float));
+  for (int sg = 0; sg < nseg; sg++)
+    for (int64_t k0 = 0; k0 < segs[sg].len; k0 += AE_ATTN_TK) {
+      int64_t tk = segs[sg].len - k0 < AE_ATTN_TK ?
+          segs[sg].len - k0 : AE_ATTN_TK;
+      attend_tile (qp, c, tq, segs[sg].k + k0 * c, segs[sg].v + k0 * c, c,
+          tk, d, a->scale, s, o, m, l);
+    }
+  for (int64_t i = 0; i < tq; i++) {
+    float inv = 1.0f / l[i];
+    float *dst = a->out->data + (b * lq + q0 + i) * c + h * d;
+    for (int64_t j = 0; j < d; j++)
+      dst[j] = o[i * d + j] * inv;
+  }
+}
+
+static void
+attend_tasks (void *ctx, int64_t t0, int64_t t1, int thread)
+{
+  for (int64_t task = t0; task < t1; task++)
+    attend_task (ctx, task, thread);
+}
+
 static int
 check_kv (const AeTensor * k, const AeTensor * v, int64_t batch, int64_t c,
     bool extra, AeError * err)
@@ -106,9 +174,10 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
 {
   int64_t batch, lq, c, d, n_qt, n_tasks, per_thread, n_keys, tk_max,
       tq_max;
-  int nthreads = 1;
+  int nthreads;
   size_t mark;
   float *work;
+  AttnCtx a;
 
   if (q->ndim != 3)
     return ae_ops_shape_error (err, "attention", "query", q);
@@ -134,10 +203,7 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
   if (scale <= 0.0f)
     scale = 1.0f / sqrtf ((float) d);
 
-  ae_threads_count ();           /* first use sets OpenBLAS to 1 thread */
-#ifdef _OPENMP
-  nthreads = omp_get_max_threads ();
-#endif
+  nthreads = ae_threads_count ();
   /* Few keys (cross-attention to 77 tokens): taller query tiles in the
    * same scratch, so each sgemm is less thin. */
   n_keys = k->shape[1] + (k_extra ? k_extra->shape[1] : 0);
@@ -159,56 +225,11 @@ ae_attention (AeTensor * out, const AeTensor * q, const AeTensor * k,
 
   n_qt = (lq + tq_max - 1) / tq_max;
   n_tasks = batch * heads * n_qt;
-  /* ae_sgemm runs on the calling thread inside this parallel loop. */
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < n_tasks; task++) {
-    int tid = 0;
-    int64_t b = task / (heads * n_qt);
-    int64_t h = (task / n_qt) % heads;
-    int64_t q0 = (task % n_qt) * tq_max;
-    int64_t tq = lq - q0 < tq_max ? lq - q0 : tq_max;
-    float *s, *o, *m, *l;
-    const float *qp = q->data + (b * lq + q0) * c + h * d;
-    KvSeg segs[2];
-    int nseg = 0;
-
-#ifdef _OPENMP
-    tid = omp_get_thread_num ();
-#endif
-    s = work + tid * per_thread;
-    o = s + tq_max * tk_max;
-    m = o + tq_max * d;
-    l = m + tq_max;
-    for (int64_t i = 0; i < tq; i++) {
-      m[i] = -FLT_MAX;
-      l[i] = 0.0f;
-    }
-    memset (o, 0, (size_t) (tq * d) * sizeof (float));
-
-    segs[nseg].k = k->data + b * k->shape[1] * c + h * d;
-    segs[nseg].v = v->data + b * v->shape[1] * c + h * d;
-    segs[nseg++].len = k->shape[1];
-    if (k_extra) {
-      int64_t be = k_extra->shape[0] == 1 ? 0 : b;
-      segs[nseg].k = k_extra->data + be * k_extra->shape[1] * c + h * d;
-      segs[nseg].v = v_extra->data + be * v_extra->shape[1] * c + h * d;
-      segs[nseg++].len = k_extra->shape[1];
-    }
-    for (int sg = 0; sg < nseg; sg++)
-      for (int64_t k0 = 0; k0 < segs[sg].len; k0 += AE_ATTN_TK) {
-        int64_t tk = segs[sg].len - k0 < AE_ATTN_TK ?
-            segs[sg].len - k0 : AE_ATTN_TK;
-        attend_tile (qp, c, tq, segs[sg].k + k0 * c, segs[sg].v + k0 * c, c,
-            tk, d, scale, s, o, m, l);
-      }
-
-    for (int64_t i = 0; i < tq; i++) {
-      float inv = 1.0f / l[i];
-      float *dst = out->data + (b * lq + q0 + i) * c + h * d;
-      for (int64_t j = 0; j < d; j++)
-        dst[j] = o[i * d + j] * inv;
-    }
-  }
+  a = (AttnCtx) { q, k, v, k_extra, v_extra, out, work, heads, lq, c, d,
+    n_qt, tq_max, tk_max, per_thread, scale };
+  /* ae_sgemm runs on the calling thread inside this parallel loop; thread
+   * numbers stay below nthreads, the work blocks allocated. */
+  ae_parallel_for (n_tasks, 1, nthreads, attend_tasks, &a);
   ae_arena_release (scratch, mark);
   return 0;
 }

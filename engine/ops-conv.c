@@ -5,23 +5,6 @@
 #include <cblas.h>
 
 #include "ops-internal.h"
-#include "threads.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#else
-static inline int
-omp_get_thread_num (void)
-{
-  return 0;
-}
-
-static inline int
-omp_in_parallel (void)
-{
-  return 0;
-}
-#endif
 
 /* Column chunk of the im2col matrix: K x chunk floats stay within this
  * budget so the chunk is still in cache when sgemm reads it. */
@@ -54,10 +37,39 @@ sgemm_1 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
       (blasint) ldc);
 }
 
-/* OpenBLAS runs single-threaded (see threads.c); outside a parallel region
- * a large product is split into one block of C per thread, along M when
- * it is the larger side, else along N. Inside a parallel region (attention
- * tiles, conv chunks) the call runs as is on the calling thread. */
+typedef struct {
+  bool trans_a, trans_b, split_m;
+  int64_t m, n, k, lda, ldb, ldc, len, step;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} SgemmCtx;
+
+/* Blocks blk0 .. blk1-1 of C, `step` rows (split_m) or columns wide. */
+static void
+sgemm_blocks (void *ctx, int64_t blk0, int64_t blk1, int thread)
+{
+  const SgemmCtx *g = ctx;
+
+  for (int64_t blk = blk0; blk < blk1; blk++) {
+    int64_t s0 = blk * g->step;
+    int64_t sn = g->len - s0 < g->step ? g->len - s0 : g->step;
+    if (g->split_m)
+      sgemm_1 (g->trans_a, g->trans_b, sn, g->n, g->k, g->alpha,
+          g->a + (g->trans_a ? s0 : s0 * g->lda), g->lda, g->b, g->ldb,
+          g->beta, g->c + s0 * g->ldc, g->ldc);
+    else
+      sgemm_1 (g->trans_a, g->trans_b, g->m, sn, g->k, g->alpha, g->a,
+          g->lda, g->b + (g->trans_b ? s0 * g->ldb : s0), g->ldb, g->beta,
+          g->c + s0, g->ldc);
+  }
+}
+
+/* OpenBLAS runs single-threaded (see threads.c); outside a parallel loop
+ * a large product is split into blocks of C handed to the threads, along
+ * M when it is the larger side, else along N. Inside a parallel loop
+ * (attention tiles, conv chunks) the call runs as is on the calling
+ * thread. */
 void
 ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
@@ -66,10 +78,11 @@ ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   int nthreads = ae_threads_count ();
   bool split_m;
   int64_t len, step, n_blocks;
+  SgemmCtx g;
 
   if (m <= 0 || n <= 0)
     return;
-  if (nthreads == 1 || omp_in_parallel () || m * n * k < (1 << 20)) {
+  if (nthreads == 1 || ae_in_parallel () || m * n * k < (1 << 20)) {
     sgemm_1 (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -83,17 +96,39 @@ ae_sgemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     n_blocks -= nthreads;       /* keep a multiple of the thread count */
   step = ((len + n_blocks - 1) / n_blocks + 15) & ~(int64_t) 15;
   n_blocks = (len + step - 1) / step;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t blk = 0; blk < n_blocks; blk++) {
-    int64_t s0 = blk * step;
-    int64_t sn = len - s0 < step ? len - s0 : step;
-    if (split_m)
-      sgemm_1 (trans_a, trans_b, sn, n, k, alpha,
-          a + (trans_a ? s0 : s0 * lda), lda, b, ldb, beta, c + s0 * ldc,
-          ldc);
-    else
-      sgemm_1 (trans_a, trans_b, m, sn, k, alpha, a, lda,
-          b + (trans_b ? s0 * ldb : s0), ldb, beta, c + s0, ldc);
+  g = (SgemmCtx) { trans_a, trans_b, split_m, m, n, k, lda, ldb, ldc, len,
+    step, alpha, beta, a, b, c };
+  ae_parallel_for (n_blocks, 1, 0, sgemm_blocks, &g);
+}
+
+typedef struct {
+  float *y;
+  const float *bias;
+  int64_t n;
+} BiasCtx;
+
+/* y[r][j] += bias[j] for rows r0 .. r1-1 of n columns. */
+static void
+add_bias_cols (void *ctx, int64_t r0, int64_t r1, int thread)
+{
+  const BiasCtx *c = ctx;
+
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t o = 0; o < c->n; o++)
+      c->y[r * c->n + o] += c->bias[o];
+}
+
+/* y[r][j] += bias[r] for rows r0 .. r1-1 of n columns. */
+static void
+add_bias_rows_range (void *ctx, int64_t r0, int64_t r1, int thread)
+{
+  const BiasCtx *c = ctx;
+
+  for (int64_t r = r0; r < r1; r++) {
+    float bv = c->bias[r];
+    float *yr = c->y + r * c->n;
+    for (int64_t j = 0; j < c->n; j++)
+      yr[j] += bv;
   }
 }
 
@@ -120,14 +155,9 @@ ae_linear (AeTensor * y, const AeTensor * x, const AeTensor * w,
 
   ae_sgemm (false, true, rows, out, in, 1.0f, x->data, in, w->data, in,
       0.0f, y->data, out);
-  if (b) {
-    const float *bias = b->data;
-    float *yd = y->data;
-#pragma omp parallel for schedule(static) if (rows * out > 65536)
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t o = 0; o < out; o++)
-        yd[r * out + o] += bias[o];
-  }
+  if (b)
+    ae_parallel_for (rows, 0, ae_par_if (rows * out, 65536), add_bias_cols,
+        &(BiasCtx) { y->data, b->data, out });
   return 0;
 }
 
@@ -147,14 +177,24 @@ typedef struct {
 /* Rows of the im2col matrix are (ci, ky, kx) -- the order of the torch
  * weight (Cout, Cin, kh, kw) seen as Cout x K -- and columns are output
  * pixels n0 .. n0+nc-1. */
-static void
-im2col_chunk (const ConvGeom * g, const float *x, float *col, int64_t ldcol,
-    int64_t n0, int64_t nc, bool parallel)
-{
-  int64_t krows = g->cin * g->kh * g->kw;
+typedef struct {
+  const ConvGeom *g;
+  const float *x;
+  float *col;
+  int64_t ldcol, n0, nc;
+} Im2colCtx;
 
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t r = 0; r < krows; r++) {
+/* Rows r0 .. r1-1 of the im2col matrix. */
+static void
+im2col_rows (void *ctx, int64_t r0, int64_t r1, int thread)
+{
+  const Im2colCtx *c = ctx;
+  const ConvGeom *g = c->g;
+  const float *x = c->x;
+  float *col = c->col;
+  int64_t ldcol = c->ldcol, n0 = c->n0, nc = c->nc;
+
+  for (int64_t r = r0; r < r1; r++) {
     int64_t ci = r / (g->kh * g->kw);
     int64_t ky = (r / g->kw) % g->kh;
     int64_t kx = r % g->kw;
@@ -200,14 +240,49 @@ im2col_chunk (const ConvGeom * g, const float *x, float *col, int64_t ldcol,
 }
 
 static void
+im2col_chunk (const ConvGeom * g, const float *x, float *col, int64_t ldcol,
+    int64_t n0, int64_t nc, bool parallel)
+{
+  Im2colCtx c = { g, x, col, ldcol, n0, nc };
+
+  ae_parallel_for (g->cin * g->kh * g->kw, 0, parallel ? 0 : 1, im2col_rows,
+      &c);
+}
+
+static void
 add_bias_rows (float *y, const float *bias, int64_t rows, int64_t n)
 {
-#pragma omp parallel for schedule(static) if (rows * n > 65536)
-  for (int64_t r = 0; r < rows; r++) {
-    float bv = bias[r];
-    float *yr = y + r * n;
-    for (int64_t j = 0; j < n; j++)
-      yr[j] += bv;
+  ae_parallel_for (rows, 0, ae_par_if (rows * n, 65536), add_bias_rows_range,
+      &(BiasCtx) { y, bias, n });
+}
+
+typedef struct {
+  const ConvGeom *g;
+  const AeTensor *x, *w;
+  AeTensor *y;
+  float *cols;
+  size_t col_floats;
+  int64_t chunk, krows, cout, npix, per_batch;
+} ConvTaskCtx;
+
+/* Tasks t0 .. t1-1: (image, column chunk), im2col into this thread's
+ * column buffer, then sgemm on this thread. */
+static void
+conv_tasks (void *ctx, int64_t t0, int64_t t1, int thread)
+{
+  const ConvTaskCtx *c = ctx;
+  const ConvGeom *g = c->g;
+  float *col = c->cols + c->col_floats * (size_t) thread;
+
+  for (int64_t task = t0; task < t1; task++) {
+    int64_t bi = task / c->per_batch;
+    int64_t n0 = (task % c->per_batch) * c->chunk;
+    int64_t nc = c->npix - n0 < c->chunk ? c->npix - n0 : c->chunk;
+    im2col_chunk (g, c->x->data + bi * g->cin * g->h * g->w, col, nc, n0,
+        nc, false);
+    ae_sgemm (false, false, c->cout, nc, c->krows, 1.0f, c->w->data,
+        c->krows, col, nc, 0.0f, c->y->data + bi * c->cout * c->npix + n0,
+        c->npix);
   }
 }
 
@@ -223,30 +298,43 @@ conv_chunks_parallel (const ConvGeom * g, const AeTensor * x,
   int64_t npix = g->ho * g->wo;
   int64_t per_batch = (npix + chunk - 1) / chunk;
   size_t col_floats = (size_t) (krows * chunk + 15) & ~(size_t) 15;
-  float *cols;
+  ConvTaskCtx c;
 
-  /* One column buffer per thread of the team the loop below gets. */
-#ifdef _OPENMP
-  if (omp_get_max_threads () > nthreads)
-    nthreads = omp_get_max_threads ();
-#endif
-  cols = ae_arena_alloc (scratch, col_floats * (size_t) nthreads *
+  /* One column buffer per thread the loop may use (thread < nthreads). */
+  c.cols = ae_arena_alloc (scratch, col_floats * (size_t) nthreads *
       sizeof (float), err);
-
-  if (cols == NULL)
+  if (c.cols == NULL)
     return -1;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < batch * per_batch; task++) {
-    int64_t bi = task / per_batch;
-    int64_t n0 = (task % per_batch) * chunk;
-    int64_t nc = npix - n0 < chunk ? npix - n0 : chunk;
-    float *col = cols + col_floats * (size_t) omp_get_thread_num ();
-    im2col_chunk (g, x->data + bi * g->cin * g->h * g->w, col, nc, n0, nc,
-        false);
-    ae_sgemm (false, false, cout, nc, krows, 1.0f, w->data, krows, col, nc,
-        0.0f, y->data + bi * cout * npix + n0, npix);
-  }
+  c.g = g;
+  c.x = x;
+  c.w = w;
+  c.y = y;
+  c.col_floats = col_floats;
+  c.chunk = chunk;
+  c.krows = krows;
+  c.cout = cout;
+  c.npix = npix;
+  c.per_batch = per_batch;
+  ae_parallel_for (batch * per_batch, 1, nthreads, conv_tasks, &c);
   return 0;
+}
+
+typedef struct {
+  float *y;
+  const float *tmp;
+  int64_t cout, batch, npix;
+} UnbatchCtx;
+
+static void
+unbatch_rows (void *ctx, int64_t o0, int64_t o1, int thread)
+{
+  const UnbatchCtx *c = ctx;
+  int64_t n = c->batch * c->npix;
+
+  for (int64_t o = o0; o < o1; o++)
+    for (int64_t bi = 0; bi < c->batch; bi++)
+      memcpy (c->y + (bi * c->cout + o) * c->npix, c->tmp + o * n
+          + bi * c->npix, (size_t) c->npix * sizeof (float));
 }
 
 /* Few chunks (small images): parallel im2col, then a split sgemm. When the whole batch fits one chunk its columns
@@ -274,11 +362,8 @@ conv_chunks_serial (const ConvGeom * g, const AeTensor * x,
     ae_sgemm (false, false, cout, n, krows, 1.0f, w->data, krows, col, n,
         0.0f, tmp, n);
     /* tmp is (Cout, B, HW); y is (B, Cout, HW). */
-#pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < cout; o++)
-      for (int64_t bi = 0; bi < batch; bi++)
-        memcpy (y->data + (bi * cout + o) * npix, tmp + o * n + bi * npix,
-            (size_t) npix * sizeof (float));
+    ae_parallel_for (cout, 0, 0, unbatch_rows,
+        &(UnbatchCtx) { y->data, tmp, cout, batch, npix });
     return 0;
   }
   col = ae_arena_alloc (scratch, (size_t) (krows * chunk) * sizeof (float),

@@ -7,6 +7,16 @@
 #include <string.h>
 
 #include "ops.h"
+#include "threads.h"
+
+/* max_threads for ae_parallel_for: every engine thread when the loop has
+ * more than min_work units of work, else inline on the caller (waking
+ * workers costs more than small loops gain). */
+static inline int
+ae_par_if (int64_t work, int64_t min_work)
+{
+  return work > min_work ? 0 : 1;
+}
 
 /* exp(x) for float32 without a libm call, so loops over it vectorize:
  * x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 Taylor/Horner

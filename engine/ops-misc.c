@@ -2,10 +2,37 @@
  * comparison used by tests and tools. */
 #include "ops-internal.h"
 
+typedef struct {
+  const float *x;
+  float *y;
+  int64_t h, w;
+} UpsampleCtx;
+
+static void
+upsample_planes (void *ctx, int64_t p0, int64_t p1, int thread)
+{
+  const UpsampleCtx *c = ctx;
+  int64_t h = c->h, w = c->w;
+
+  for (int64_t p = p0; p < p1; p++) {
+    const float *xp = c->x + p * h * w;
+    float *yp = c->y + p * 4 * h * w;
+    for (int64_t iy = 0; iy < h; iy++) {
+      float *row = yp + 2 * iy * 2 * w;
+      for (int64_t ix = 0; ix < w; ix++) {
+        row[2 * ix] = xp[iy * w + ix];
+        row[2 * ix + 1] = xp[iy * w + ix];
+      }
+      memcpy (row + 2 * w, row, (size_t) (2 * w) * sizeof (float));
+    }
+  }
+}
+
 int
 ae_upsample_nearest2x (AeTensor * y, const AeTensor * x, AeError * err)
 {
   int64_t planes, h, w;
+  UpsampleCtx c;
 
   if (x->ndim != 4)
     return ae_ops_shape_error (err, "upsample_nearest2x", "input", x);
@@ -16,20 +43,11 @@ ae_upsample_nearest2x (AeTensor * y, const AeTensor * x, AeError * err)
       || y->shape[3] != 2 * w)
     return ae_ops_shape_error (err, "upsample_nearest2x", "output", y);
   planes = x->shape[0] * x->shape[1];
-
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; p++) {
-    const float *xp = x->data + p * h * w;
-    float *yp = y->data + p * 4 * h * w;
-    for (int64_t iy = 0; iy < h; iy++) {
-      float *row = yp + 2 * iy * 2 * w;
-      for (int64_t ix = 0; ix < w; ix++) {
-        row[2 * ix] = xp[iy * w + ix];
-        row[2 * ix + 1] = xp[iy * w + ix];
-      }
-      memcpy (row + 2 * w, row, (size_t) (2 * w) * sizeof (float));
-    }
-  }
+  c.x = x->data;
+  c.y = y->data;
+  c.h = h;
+  c.w = w;
+  ae_parallel_for (planes, 0, 0, upsample_planes, &c);
   return 0;
 }
 
@@ -72,6 +90,42 @@ ae_timestep_embedding (AeTensor * y, const float *timesteps, int64_t n,
   return 0;
 }
 
+/* Element-wise loops over n floats; below this they run inline. */
+#define ELEMENTWISE_MIN 65536
+
+typedef struct {
+  const float *a, *b;
+  float *y;
+  float s;
+} ElemCtx;
+
+static void
+add_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const ElemCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = c->a[i] + c->b[i];
+}
+
+static void
+scale_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const ElemCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = c->a[i] * c->s;
+}
+
+static void
+add_div_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const ElemCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = (c->a[i] + c->b[i]) / c->s;
+}
+
 int
 ae_add (AeTensor * y, const AeTensor * a, const AeTensor * b, AeError * err)
 {
@@ -81,9 +135,8 @@ ae_add (AeTensor * y, const AeTensor * a, const AeTensor * b, AeError * err)
 
   if (ae_tensor_numel (b) != n || ae_tensor_numel (y) != n)
     return ae_ops_shape_error (err, "add", "operand", b);
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    yd[i] = ad[i] + bd[i];
+  ae_parallel_for (n, 0, ae_par_if (n, ELEMENTWISE_MIN), add_range,
+      &(ElemCtx) { ad, bd, yd, 0.0f });
   return 0;
 }
 
@@ -96,9 +149,8 @@ ae_scale (AeTensor * y, const AeTensor * a, float s, AeError * err)
 
   if (ae_tensor_numel (y) != n)
     return ae_ops_shape_error (err, "scale", "output", y);
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    yd[i] = ad[i] * s;
+  ae_parallel_for (n, 0, ae_par_if (n, ELEMENTWISE_MIN), scale_range,
+      &(ElemCtx) { ad, NULL, yd, s });
   return 0;
 }
 
@@ -115,10 +167,29 @@ ae_add_scaled (AeTensor * y, const AeTensor * a, const AeTensor * b,
     return ae_ops_shape_error (err, "add_scaled", "operand", b);
   if (s == 1.0f)
     return ae_add (y, a, b, err);
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    yd[i] = (ad[i] + bd[i]) / s;
+  ae_parallel_for (n, 0, ae_par_if (n, ELEMENTWISE_MIN), add_div_range,
+      &(ElemCtx) { ad, bd, yd, s });
   return 0;
+}
+
+typedef struct {
+  float *x;
+  const float *v;
+  int64_t ch, inner;
+  bool per_batch;
+} AddChannelCtx;
+
+static void
+add_channel_planes (void *ctx, int64_t bc0, int64_t bc1, int thread)
+{
+  const AddChannelCtx *c = ctx;
+
+  for (int64_t bc = bc0; bc < bc1; bc++) {
+    float add = c->per_batch ? c->v[bc] : c->v[bc % c->ch];
+    float *xp = c->x + bc * c->inner;
+    for (int64_t i = 0; i < c->inner; i++)
+      xp[i] += add;
+  }
 }
 
 int
@@ -138,14 +209,9 @@ ae_add_channel (AeTensor * x, const AeTensor * v, AeError * err)
   else
     return ae_ops_shape_error (err, "add_channel", "vector", v);
   inner = ch ? ae_tensor_numel (x) / (batch * ch) : 0;
-
-#pragma omp parallel for schedule(static) if (batch * ch * inner > 65536)
-  for (int64_t bc = 0; bc < batch * ch; bc++) {
-    float add = per_batch ? v->data[bc] : v->data[bc % ch];
-    float *xp = x->data + bc * inner;
-    for (int64_t i = 0; i < inner; i++)
-      xp[i] += add;
-  }
+  ae_parallel_for (batch * ch, 0, ae_par_if (batch * ch * inner,
+          ELEMENTWISE_MIN), add_channel_planes,
+      &(AddChannelCtx) { x->data, v->data, ch, inner, per_batch });
   return 0;
 }
 
@@ -225,14 +291,28 @@ transpose_plane (float *dst, const float *src, int64_t rows, int64_t cols)
     }
 }
 
+typedef struct {
+  float *y;
+  const float *x;
+  int64_t rows, cols;
+} TransposeCtx;
+
+static void
+transpose_planes (void *ctx, int64_t b0, int64_t b1, int thread)
+{
+  const TransposeCtx *c = ctx;
+  int64_t plane = c->rows * c->cols;
+
+  for (int64_t bi = b0; bi < b1; bi++)
+    transpose_plane (c->y + bi * plane, c->x + bi * plane, c->rows, c->cols);
+}
+
 static int
 transpose_batched (AeTensor * y, const AeTensor * x, int64_t batch,
     int64_t rows, int64_t cols)
 {
-#pragma omp parallel for schedule(static)
-  for (int64_t bi = 0; bi < batch; bi++)
-    transpose_plane (y->data + bi * rows * cols, x->data + bi * rows * cols,
-        rows, cols);
+  ae_parallel_for (batch, 0, 0, transpose_planes,
+      &(TransposeCtx) { y->data, x->data, rows, cols });
   return 0;
 }
 

@@ -3,6 +3,55 @@
  * variance the way E[x^2] - E[x]^2 in float32 would. */
 #include "ops-internal.h"
 
+typedef struct {
+  const float *x, *g, *bt;
+  float *y;
+  int64_t groups, cpg, spatial;
+  float eps;
+  bool silu;
+} GroupNormCtx;
+
+/* Normalizes groups bg0 .. bg1-1 (over the batch too). */
+static void
+group_norm_groups (void *ctx, int64_t bg0, int64_t bg1, int thread)
+{
+  const GroupNormCtx *c = ctx;
+  int64_t cpg = c->cpg, spatial = c->spatial, n = cpg * spatial;
+
+  for (int64_t bg = bg0; bg < bg1; bg++) {
+    const float *xs = c->x + bg * n;
+    float *ys = c->y + bg * n;
+    int64_t c0 = (bg % c->groups) * cpg;
+    double sum = 0.0, sq = 0.0;
+    float mean, rstd;
+
+    /* omp simd: vectorized (reassociated) double reductions. */
+#pragma omp simd reduction(+:sum)
+    for (int64_t i = 0; i < n; i++)
+      sum += xs[i];
+    mean = (float) (sum / (double) n);
+#pragma omp simd reduction(+:sq)
+    for (int64_t i = 0; i < n; i++) {
+      double d = (double) xs[i] - (double) mean;
+      sq += d * d;
+    }
+    rstd = (float) (1.0 / sqrt (sq / (double) n + (double) c->eps));
+    for (int64_t ci = 0; ci < cpg; ci++) {
+      float a = rstd * (c->g ? c->g[c0 + ci] : 1.0f);
+      float b = c->bt ? c->bt[c0 + ci] : 0.0f;
+      const float *xc = xs + ci * spatial;
+      float *yc = ys + ci * spatial;
+      if (c->silu) {
+        for (int64_t i = 0; i < spatial; i++)
+          yc[i] = ae_silu1 ((xc[i] - mean) * a + b);
+      } else {
+        for (int64_t i = 0; i < spatial; i++)
+          yc[i] = (xc[i] - mean) * a + b;
+      }
+    }
+  }
+}
+
 int
 ae_group_norm (AeTensor * y, const AeTensor * x, int groups, float eps,
     const AeTensor * gamma, const AeTensor * beta, bool silu, AeError * err)
@@ -10,6 +59,7 @@ ae_group_norm (AeTensor * y, const AeTensor * x, int groups, float eps,
   int64_t batch, ch, spatial, cpg;
   const float *g = gamma ? gamma->data : NULL;
   const float *bt = beta ? beta->data : NULL;
+  GroupNormCtx c;
 
   if (x->ndim < 2)
     return ae_ops_shape_error (err, "group_norm", "input", x);
@@ -27,41 +77,45 @@ ae_group_norm (AeTensor * y, const AeTensor * x, int groups, float eps,
   spatial = ch ? ae_tensor_numel (x) / (batch * ch) : 0;
   cpg = ch / groups;
 
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t bg = 0; bg < batch * groups; bg++) {
-    int64_t n = cpg * spatial;
-    const float *xs = x->data + bg * n;
-    float *ys = y->data + bg * n;
-    int64_t c0 = (bg % groups) * cpg;
+  c = (GroupNormCtx) { x->data, g, bt, y->data, groups, cpg, spatial, eps,
+    silu };
+  ae_parallel_for (batch * groups, 1, 0, group_norm_groups, &c);
+  return 0;
+}
+
+typedef struct {
+  const float *x, *g, *bt;
+  float *y;
+  int64_t ch;
+  float eps;
+} LayerNormCtx;
+
+static void
+layer_norm_rows (void *ctx, int64_t r0, int64_t r1, int thread)
+{
+  const LayerNormCtx *c = ctx;
+  int64_t ch = c->ch;
+  const float *g = c->g, *bt = c->bt;
+
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = c->x + r * ch;
+    float *yr = c->y + r * ch;
     double sum = 0.0, sq = 0.0;
     float mean, rstd;
 
-    /* omp simd: vectorized (reassociated) double reductions. */
 #pragma omp simd reduction(+:sum)
-    for (int64_t i = 0; i < n; i++)
-      sum += xs[i];
-    mean = (float) (sum / (double) n);
+    for (int64_t i = 0; i < ch; i++)
+      sum += xr[i];
+    mean = (float) (sum / (double) ch);
 #pragma omp simd reduction(+:sq)
-    for (int64_t i = 0; i < n; i++) {
-      double d = (double) xs[i] - (double) mean;
+    for (int64_t i = 0; i < ch; i++) {
+      double d = (double) xr[i] - (double) mean;
       sq += d * d;
     }
-    rstd = (float) (1.0 / sqrt (sq / (double) n + (double) eps));
-    for (int64_t c = 0; c < cpg; c++) {
-      float a = rstd * (g ? g[c0 + c] : 1.0f);
-      float b = bt ? bt[c0 + c] : 0.0f;
-      const float *xc = xs + c * spatial;
-      float *yc = ys + c * spatial;
-      if (silu) {
-        for (int64_t i = 0; i < spatial; i++)
-          yc[i] = ae_silu1 ((xc[i] - mean) * a + b);
-      } else {
-        for (int64_t i = 0; i < spatial; i++)
-          yc[i] = (xc[i] - mean) * a + b;
-      }
-    }
+    rstd = (float) (1.0 / sqrt (sq / (double) ch + (double) c->eps));
+    for (int64_t i = 0; i < ch; i++)
+      yr[i] = (xr[i] - mean) * rstd * (g ? g[i] : 1.0f) + (bt ? bt[i] : 0.0f);
   }
-  return 0;
 }
 
 int
@@ -81,27 +135,26 @@ ae_layer_norm (AeTensor * y, const AeTensor * x, float eps,
         gamma ? gamma : beta);
   rows = ch ? ae_tensor_numel (x) / ch : 0;
 
-#pragma omp parallel for schedule(static) if (rows * ch > 16384)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x->data + r * ch;
-    float *yr = y->data + r * ch;
-    double sum = 0.0, sq = 0.0;
-    float mean, rstd;
-
-#pragma omp simd reduction(+:sum)
-    for (int64_t i = 0; i < ch; i++)
-      sum += xr[i];
-    mean = (float) (sum / (double) ch);
-#pragma omp simd reduction(+:sq)
-    for (int64_t i = 0; i < ch; i++) {
-      double d = (double) xr[i] - (double) mean;
-      sq += d * d;
-    }
-    rstd = (float) (1.0 / sqrt (sq / (double) ch + (double) eps));
-    for (int64_t i = 0; i < ch; i++)
-      yr[i] = (xr[i] - mean) * rstd * (g ? g[i] : 1.0f) + (bt ? bt[i] : 0.0f);
-  }
+  ae_parallel_for (rows, 0, ae_par_if (rows * ch, 16384), layer_norm_rows,
+      &(LayerNormCtx) { x->data, g, bt, y->data, ch, eps });
   return 0;
+}
+
+/* Element-wise loops over n floats; below this they run inline. */
+#define ELEMENTWISE_MIN 65536
+
+typedef struct {
+  const float *x;
+  float *y;
+} UnaryCtx;
+
+static void
+silu_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const UnaryCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = ae_silu1 (c->x[i]);
 }
 
 int
@@ -113,9 +166,8 @@ ae_silu (AeTensor * y, const AeTensor * x, AeError * err)
 
   if (ae_tensor_numel (y) != n)
     return ae_ops_shape_error (err, "silu", "output", y);
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i++)
-    yd[i] = ae_silu1 (xd[i]);
+  ae_parallel_for (n, 0, ae_par_if (n, ELEMENTWISE_MIN), silu_range,
+      &(UnaryCtx) { xd, yd });
   return 0;
 }
 
@@ -132,6 +184,24 @@ gelu_tanh (float v)
   return 0.5f * v * (1.0f + tanhf (k * (v + 0.044715f * v * v * v)));
 }
 
+static void
+gelu_tanh_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const UnaryCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = gelu_tanh (c->x[i]);
+}
+
+static void
+gelu_erf_range (void *ctx, int64_t i0, int64_t i1, int thread)
+{
+  const UnaryCtx *c = ctx;
+
+  for (int64_t i = i0; i < i1; i++)
+    c->y[i] = gelu_erf (c->x[i]);
+}
+
 int
 ae_gelu (AeTensor * y, const AeTensor * x, AeGeluKind kind, AeError * err)
 {
@@ -141,16 +211,31 @@ ae_gelu (AeTensor * y, const AeTensor * x, AeGeluKind kind, AeError * err)
 
   if (ae_tensor_numel (y) != n)
     return ae_ops_shape_error (err, "gelu", "output", y);
-  if (kind == AE_GELU_TANH) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      yd[i] = gelu_tanh (xd[i]);
-  } else {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-      yd[i] = gelu_erf (xd[i]);
-  }
+  ae_parallel_for (n, 0, ae_par_if (n, ELEMENTWISE_MIN),
+      kind == AE_GELU_TANH ? gelu_tanh_range : gelu_erf_range,
+      &(UnaryCtx) { xd, yd });
   return 0;
+}
+
+typedef struct {
+  const float *x;
+  float *y;
+  int64_t h;
+} GegluCtx;
+
+static void
+geglu_rows (void *ctx, int64_t r0, int64_t r1, int thread)
+{
+  const GegluCtx *c = ctx;
+  int64_t h = c->h;
+
+  for (int64_t r = r0; r < r1; r++) {
+    const float *hidden = c->x + r * 2 * h;
+    const float *gate = hidden + h;
+    float *yr = c->y + r * h;
+    for (int64_t i = 0; i < h; i++)
+      yr[i] = hidden[i] * gelu_erf (gate[i]);
+  }
 }
 
 int
@@ -169,13 +254,7 @@ ae_geglu (AeTensor * y, const AeTensor * x, AeError * err)
       return ae_ops_shape_error (err, "geglu", "output", y);
   rows = two_h ? ae_tensor_numel (x) / two_h : 0;
 
-#pragma omp parallel for schedule(static) if (rows * h > 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *hidden = x->data + r * two_h;
-    const float *gate = hidden + h;
-    float *yr = y->data + r * h;
-    for (int64_t i = 0; i < h; i++)
-      yr[i] = hidden[i] * gelu_erf (gate[i]);
-  }
+  ae_parallel_for (rows, 0, ae_par_if (rows * h, 32768), geglu_rows,
+      &(GegluCtx) { x->data, y->data, h });
   return 0;
 }

@@ -1511,7 +1511,7 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           DEFAULT_PROP_SEED, ready));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
-          "Engine threads (OpenMP and OpenBLAS; process-wide, the last "
+          "Engine threads (the engine's own pool; process-wide, the last "
           "element to start sets it); 0 leaves it as it is: "
           "$AE_NUM_THREADS, else every core", 0, 1024, DEFAULT_PROP_THREADS,
           ready));

@@ -6,9 +6,6 @@ BUILD=${BUILD:-$top/build}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 export GST_PLUGIN_PATH_1_0="$BUILD/gst${GST_PLUGIN_PATH_1_0:+:$GST_PLUGIN_PATH_1_0}"
 TOOLS="$BUILD/tools"
-# The engine's OpenMP workers must not spin while they wait: on a machine
-# with few cores the spinning starves the rest of the pipeline.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 SINK=${SINK:-autovideosink}
 FRAMES=${FRAMES:-100}
 
