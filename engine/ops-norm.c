@@ -3,6 +3,26 @@
  * variance the way E[x^2] - E[x]^2 in float32 would. */
 #include "ops-internal.h"
 
+/* Mean and 1 / sqrt(variance + eps) of x[0..n). omp simd: vectorized
+ * (reassociated) double reductions, no OpenMP runtime. */
+static void
+mean_rstd (const float *x, int64_t n, float eps, float *mean, float *rstd)
+{
+  double sum = 0.0, sq = 0.0, m;
+
+#pragma omp simd reduction(+:sum)
+  for (int64_t i = 0; i < n; i++)
+    sum += x[i];
+  m = (double) (float) (sum / (double) n);
+#pragma omp simd reduction(+:sq)
+  for (int64_t i = 0; i < n; i++) {
+    double d = (double) x[i] - m;
+    sq += d * d;
+  }
+  *mean = (float) m;
+  *rstd = (float) (1.0 / sqrt (sq / (double) n + (double) eps));
+}
+
 typedef struct {
   const float *x, *g, *bt;
   float *y;
@@ -22,20 +42,9 @@ group_norm_groups (void *ctx, int64_t bg0, int64_t bg1, int thread)
     const float *xs = c->x + bg * n;
     float *ys = c->y + bg * n;
     int64_t c0 = (bg % c->groups) * cpg;
-    double sum = 0.0, sq = 0.0;
     float mean, rstd;
 
-    /* omp simd: vectorized (reassociated) double reductions. */
-#pragma omp simd reduction(+:sum)
-    for (int64_t i = 0; i < n; i++)
-      sum += xs[i];
-    mean = (float) (sum / (double) n);
-#pragma omp simd reduction(+:sq)
-    for (int64_t i = 0; i < n; i++) {
-      double d = (double) xs[i] - (double) mean;
-      sq += d * d;
-    }
-    rstd = (float) (1.0 / sqrt (sq / (double) n + (double) c->eps));
+    mean_rstd (xs, n, c->eps, &mean, &rstd);
     for (int64_t ci = 0; ci < cpg; ci++) {
       float a = rstd * (c->g ? c->g[c0 + ci] : 1.0f);
       float b = c->bt ? c->bt[c0 + ci] : 0.0f;
@@ -100,19 +109,9 @@ layer_norm_rows (void *ctx, int64_t r0, int64_t r1, int thread)
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = c->x + r * ch;
     float *yr = c->y + r * ch;
-    double sum = 0.0, sq = 0.0;
     float mean, rstd;
 
-#pragma omp simd reduction(+:sum)
-    for (int64_t i = 0; i < ch; i++)
-      sum += xr[i];
-    mean = (float) (sum / (double) ch);
-#pragma omp simd reduction(+:sq)
-    for (int64_t i = 0; i < ch; i++) {
-      double d = (double) xr[i] - (double) mean;
-      sq += d * d;
-    }
-    rstd = (float) (1.0 / sqrt (sq / (double) ch + (double) c->eps));
+    mean_rstd (xr, ch, c->eps, &mean, &rstd);
     for (int64_t i = 0; i < ch; i++)
       yr[i] = (xr[i] - mean) * rstd * (g ? g[i] : 1.0f) + (bt ? bt[i] : 0.0f);
   }
