@@ -458,6 +458,17 @@ def fmt(v, unit="", nd=2):
     return ("%." + str(nd) + "f%s") % (v, unit)
 
 
+def whole_frame_gain(title, on, m, off, extra=""):
+    """(text, holds) of a module's verdict: whole-frame PSNR up by MIN_MODULE_GAIN_DB and SSIM up
+    with the module on (m) than off."""
+    gp, gs = m["psnr"] - off["psnr"], m["ssim"] - off["ssim"]
+    ok = gp >= MIN_MODULE_GAIN_DB and gs > 0
+    return ("%s (whole-frame PSNR up by at least %.1f dB and SSIM up when %s on): **%s** (PSNR %.2f "
+            "vs %.2f dB without, %+.2f dB; SSIM %.4f vs %.4f, %+.4f%s)."
+            % (title, MIN_MODULE_GAIN_DB, on, "holds" if ok else "not yet", m["psnr"], off["psnr"], gp,
+               m["ssim"], off["ssim"], gs, extra), ok)
+
+
 def verdicts(S):
     """Plain statements (text, holds: True/False/None) of the issue's requirements."""
     out = []
@@ -478,13 +489,9 @@ def verdicts(S):
                     "reference copy %.4f)." % ("holds" if ok else "not yet", m["ssim"], ref["ssim"]), ok))
     nr = S.get("no-reference-attention")
     if m and nr:
-        gp, gs = m["psnr"] - nr["psnr"], m["ssim"] - nr["ssim"]
-        ok = gp >= MIN_MODULE_GAIN_DB and gs > 0
-        out.append(("Reference attention shows its gain (whole-frame PSNR up by at least %.1f dB and "
-                    "SSIM up when it is on): **%s** (PSNR %.2f vs %.2f dB without, %+.2f dB; SSIM %.4f vs "
-                    "%.4f, %+.4f; face PSNR %s vs %s)."
-                    % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["psnr"], nr["psnr"], gp,
-                       m["ssim"], nr["ssim"], gs, fmt(m["face_psnr"], " dB"), fmt(nr["face_psnr"], " dB")), ok))
+        out.append(whole_frame_gain("Reference attention shows its gain", "it is", m, nr,
+                                    "; face PSNR %s vs %s" % (fmt(m["face_psnr"], " dB"),
+                                                              fmt(nr["face_psnr"], " dB"))))
     nh = S.get("no-hand-tokens")
     if m and nh:
         if m["hand_psnr"] is None or nh["hand_psnr"] is None:
@@ -497,13 +504,7 @@ def verdicts(S):
                         % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["hand_psnr"], nh["hand_psnr"], g), ok))
     ni = S.get("no-reference-init")
     if m and ni:
-        gp, gs = m["psnr"] - ni["psnr"], m["ssim"] - ni["ssim"]
-        ok = gp >= MIN_MODULE_GAIN_DB and gs > 0
-        out.append(("The reference init shows its gain (whole-frame PSNR up by at least %.1f dB and SSIM "
-                    "up when it is on): **%s** (PSNR %.2f vs %.2f dB without, %+.2f dB; SSIM %.4f vs "
-                    "%.4f, %+.4f)."
-                    % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["psnr"], ni["psnr"], gp,
-                       m["ssim"], ni["ssim"], gs), ok))
+        out.append(whole_frame_gain("The reference init shows its gain", "it is", m, ni))
     nt = S.get("no-temporal-attention")
     if m and nt:
         g = nt["flicker"] - m["flicker"]
