@@ -63,8 +63,10 @@ def find_engine(arg):
     return None
 
 
-def random_model(out):
+def random_model(out, concat=False):
     unet_cfg, pose_cfg, hand_cfg, vae_cfg = train_unet.tiny_configs()
+    if concat:
+        unet_cfg = dict(unet_cfg, in_channels=2 * unet_cfg["out_channels"])
     torch.manual_seed(0)
     uck = {"configs": {"unet": unet_cfg, "pose_guider": pose_cfg, "hand_encoder": hand_cfg},
            "scaling_factor": 0.5}
@@ -193,7 +195,8 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
         if not temporal:
             keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
             bank.set_read(True, keep)
-            e = unet(torch.cat([z, z]), t, torch.cat([zero, ctx]), torch.cat([pose, pose]))
+            zin = torch.cat([sample.unet_input(unet, z, torch.zeros_like(z_ref)), sample.unet_input(unet, z, z_ref)])
+            e = unet(zin, t, torch.cat([zero, ctx]), torch.cat([pose, pose]))
             eu, ec = e[:n], e[n:]
         else:
             eu, ec = torch.zeros_like(z), torch.zeros_like(z)
@@ -203,10 +206,10 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
                 w = torch.tensor([_triangle(j, window) for j in range(sl.stop - f0)])
                 bank.set_read(False)
                 _set_temporal(unet, True, with_ref=False)
-                u = unet(z[sl], t, zero[sl], pose[sl])
+                u = unet(sample.unet_input(unet, z[sl], torch.zeros_like(z_ref)), t, zero[sl], pose[sl])
                 bank.set_read(True)
                 _set_temporal(unet, True, with_ref=True)
-                c = unet(z[sl], t, ctx[sl], pose[sl])
+                c = unet(sample.unet_input(unet, z[sl], z_ref), t, ctx[sl], pose[sl])
                 eu[sl] += w[:, None, None, None] * u
                 ec[sl] += w[:, None, None, None] * c
                 wsum[sl] += w
@@ -317,6 +320,8 @@ def main():
     ap.add_argument("--pipeline", action="store_true", help="also the whole avatar pipeline")
     ap.add_argument("--pipeline-only", action="store_true", help="only the whole avatar pipeline")
     ap.add_argument("--pipeline-size", type=int, default=64, help="frame size of the pipeline check")
+    ap.add_argument("--reference-concat", action="store_true",
+                    help="the random model's UNet takes [z_t, reference latent] (in_channels 8)")
     a = ap.parse_args()
     engine = find_engine(a.engine)
     if engine is None:
@@ -328,7 +333,7 @@ def main():
         mdir = a.model
         if mdir is None:
             mdir = os.path.join(work, "model")
-            random_model(mdir)
+            random_model(mdir, concat=a.reference_concat)
         unet = export.load_folder(models.UNet2DConditionModel, os.path.join(mdir, "unet"))
         vae = export.load_folder(models.AutoencoderKL, os.path.join(mdir, "vae"))
         hands = export.load_folder(models.HandEncoder, os.path.join(mdir, "hand_encoder"))
@@ -341,7 +346,7 @@ def main():
             print("PASS" if ok else "FAILED")
             return 0 if ok else 1
         with torch.no_grad():
-            z = torch.randn(2, 4, lat, lat)
+            z = torch.randn(2, unet.config["in_channels"], lat, lat)
             ctx = hands(torch.rand(2, 42, 3))
             t = torch.tensor([500.0])
             ref = unet(z, t.long(), ctx)

@@ -57,6 +57,8 @@ def export(vck, uck, out, log=print):
     for key, cls in (("unet", models.UNet2DConditionModel), ("reference_unet", models.UNet2DConditionModel),
                      ("pose_guider", models.PoseGuider), ("hand_encoder", models.HandEncoder)):
         cfg = uck["configs"]["unet" if key.endswith("unet") else key]
+        if key == "reference_unet":
+            cfg = models.reference_unet_config(cfg)
         m = cls(cfg)
         m.load_state_dict(uck[key])
         mods[key] = (m, cfg)
@@ -91,7 +93,7 @@ def verify(out, ref_mods, size, log=print):
     for k, fn in (("vae", lambda m: m.decode(m.encode(img)[0])),
                   ("hand_encoder", lambda m: m(kp)),
                   ("pose_guider", lambda m: m(pose)),
-                  ("unet", lambda m: m(z, 500, ref_mods["hand_encoder"](kp),
+                  ("unet", lambda m: m(torch.cat([z, z], 1)[:, :m.config["in_channels"]], 500, ref_mods["hand_encoder"](kp),
                                        ref_mods["pose_guider"](pose))),
                   ("reference_unet", lambda m: m(z, 0, ref_mods["hand_encoder"](kp)))):
         a, b = fn(got[k]), fn(ref_mods[k])

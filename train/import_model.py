@@ -51,7 +51,8 @@ def main(argv=None):
                      ("pose_guider", models.PoseGuider), ("hand_encoder", models.HandEncoder)):
         m = export.load_folder(cls, os.path.join(a.model, key))
         state[key] = m.state_dict()
-        state["configs"]["unet" if key.endswith("unet") else key] = m.config
+        if key != "reference_unet":  # its config follows from the unet's
+            state["configs"][key] = m.config
     common.save_checkpoint(a.unet_run, state)
     print("seeded %s (vae step %d) and %s (unet step %d, scaling_factor %.5f) from %s"
           % (a.vae_run, info["vae_steps"], a.unet_run, info["unet_steps"], scaling, a.model))

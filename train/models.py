@@ -280,6 +280,33 @@ def unet_config(**overrides):
     return cfg
 
 
+def reference_unet_config(unet_cfg):
+    """The Reference UNet sees the clean reference latent alone, also when the Denoising UNet
+    takes the reference latent concatenated to its input (in_channels = 2 x out_channels)."""
+    return dict(unet_cfg, in_channels=unet_cfg["out_channels"])
+
+
+def reference_concat(unet_cfg):
+    """True when the Denoising UNet's input is [z_t, reference latent] along channels
+    (Stable Video Diffusion's image conditioning, which MimicMotion builds on)."""
+    if unet_cfg["in_channels"] == unet_cfg["out_channels"]:
+        return False
+    if unet_cfg["in_channels"] == 2 * unet_cfg["out_channels"]:
+        return True
+    raise ValueError("unet in_channels %d: want out_channels (%d) or twice that (reference concat)"
+                     % (unet_cfg["in_channels"], unet_cfg["out_channels"]))
+
+
+def widen_conv_in(state, in_channels):
+    """Zero-pads unet conv_in.weight of a state dict to in_channels inputs: a 4-channel UNet
+    resumed as a reference-concat one starts out computing exactly what it did."""
+    w = state["conv_in.weight"]
+    if w.shape[1] < in_channels:
+        pad = torch.zeros(w.shape[0], in_channels - w.shape[1], *w.shape[2:], dtype=w.dtype)
+        state = dict(state, **{"conv_in.weight": torch.cat([w, pad], 1)})
+    return state
+
+
 class _Block(nn.Module):
     """A down or up block: resnets, attentions (cross-attn types), down/upsamplers."""
 

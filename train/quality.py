@@ -15,6 +15,8 @@ and the seam error at window boundaries.  Variants (--variants, comma-separated)
   no-hand-tokens          the model with --no-hand-tokens
   no-temporal-attention   the model with --no-temporal-attention (not in the default list)
   no-reference-init       the model with --no-reference-init (pure-noise start)
+  no-reference-concat     the model with --no-reference-concat (zeros instead of the reference
+                          latent at the UNet input); left out for a model without the concat
   overlap-0               windows without overlap (the streaming ablation)
   uniform                 --fusion uniform (Make-Your-Anchor averaging)
   progressive             --fusion progressive (MimicMotion triangle weights)
@@ -57,12 +59,13 @@ VARIANTS = {
     "no-hand-tokens": ("model, no hand tokens", {}, ["--no-hand-tokens"]),
     "no-temporal-attention": ("model, no temporal attention", {}, ["--no-temporal-attention"]),
     "no-reference-init": ("model, no reference init", {}, ["--no-reference-init"]),
+    "no-reference-concat": ("model, no reference concat", {}, ["--no-reference-concat"]),
     "overlap-0": ("overlap 0 (no fusion)", {"overlap": 0}, []),
     "uniform": ("uniform fusion", {"fusion": "uniform"}, []),
     "progressive": ("progressive fusion", {"fusion": "progressive"}, []),
 }
 DEFAULT_VARIANTS = ("reference-copy,model,no-reference-attention,no-hand-tokens,no-reference-init,"
-                    "overlap-0,uniform,progressive")
+                    "no-reference-concat,overlap-0,uniform,progressive")
 FUSION_VARIANTS = ("overlap-0", "uniform", "progressive")
 MIN_REGION_GAIN_DB = 3.0   # model vs reference copy, face and hand PSNR
 MIN_MODULE_GAIN_DB = 0.1   # model vs model without a module
@@ -505,6 +508,9 @@ def verdicts(S):
     ni = S.get("no-reference-init")
     if m and ni:
         out.append(whole_frame_gain("The reference init shows its gain", "it is", m, ni))
+    nc = S.get("no-reference-concat")
+    if m and nc:
+        out.append(whole_frame_gain("The reference concat shows its gain", "it is", m, nc))
     nt = S.get("no-temporal-attention")
     if m and nt:
         g = nt["flicker"] - m["flicker"]
@@ -733,6 +739,16 @@ def main(argv=None):
         return 1
 
 
+def model_has_concat(model):
+    """Whether the model's UNet takes the reference latent concatenated to its input."""
+    try:
+        with open(os.path.join(model, "unet", "config.json")) as f:
+            cfg = json.load(f)
+        return cfg["in_channels"] != cfg["out_channels"]
+    except (OSError, ValueError, KeyError) as e:
+        raise QualityError("%s/unet/config.json: %s" % (model, e))
+
+
 def run(a):
     t_start = time.time()
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
@@ -745,6 +761,8 @@ def run(a):
         raise QualityError("need --window >= 1 and 0 <= --overlap < --window")
     if not os.path.isdir(a.model):
         raise QualityError("%s: model folder not found" % a.model)
+    if "no-reference-concat" in variants and not model_has_concat(a.model):
+        variants.remove("no-reference-concat")   # the engine would ignore the flag
     engine_bin = shlex.split(a.engine)[0]
     if not a.no_render and not os.path.exists(engine_bin):
         raise QualityError("%s: engine not found" % engine_bin)

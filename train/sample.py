@@ -6,7 +6,8 @@ sheet (reference | pose | ground truth | output per row) plus PSNR per frame.
       --frames 4 --steps 20 --guidance 2.5 --out sheet.png
 
 The same procedure the engine implements (docs/model-format.md): DDIM (eta 0), CFG batch
-[uncond, cond], uncond = no reference attention + zero hand tokens.
+[uncond, cond], uncond = no reference attention + zero hand tokens (+ zero concat latent when
+the UNet takes the reference latent concatenated to its input).
 """
 import argparse
 import json
@@ -60,6 +61,14 @@ def ddim_step(z, eps, t, prev, abar, cfg):
     return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
 
 
+def unet_input(unet, z, c):
+    """[z, c] along channels for a reference-concat UNet (c: the reference latent, or zeros in
+    the unconditional pass), z alone for a UNet with in_channels = latent channels."""
+    if not models.reference_concat(unet.config):
+        return z
+    return torch.cat([z, c.expand_as(z)], 1)
+
+
 def reference_init(noise, z_ref, abar_t0):
     """The engine's reference init (docs/avatar-pipeline.md): the first latents carry the
     reference latent as much as a training sample at t0 carries its own (sqrt(abar_t0))."""
@@ -69,7 +78,7 @@ def reference_init(noise, z_ref, abar_t0):
 
 @torch.no_grad()
 def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, use_ref=True, use_hands=True,
-             ref_init=True):
+             ref_init=True, use_concat=True):
     """ref_img (3,H,W) [0,1]; pose_imgs (F,3,H,W) [0,1]; hand_kps (F,42,3) -> (F,3,H,W) [0,1]."""
     vae, unet = m["vae"], m["unet"]
     sf = vae.config["scaling_factor"]
@@ -88,9 +97,11 @@ def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, u
     if ref_init:
         z = reference_init(z, z_ref, abar[ts[0]])
     keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.full((n,), use_ref)])
+    c_cond = z_ref if use_concat else torch.zeros_like(z_ref)
     for i, t in enumerate(ts):
         bank.set_read(True, keep)
-        eps2 = unet(torch.cat([z, z]), t, torch.cat([torch.zeros_like(ctx), ctx]), torch.cat([pose, pose]))
+        zin = torch.cat([unet_input(unet, z, torch.zeros_like(z_ref)), unet_input(unet, z, c_cond)])
+        eps2 = unet(zin, t, torch.cat([torch.zeros_like(ctx), ctx]), torch.cat([pose, pose]))
         eu, ec = eps2[:n], eps2[n:]
         eps = eu + guidance * (ec - eu)
         z = ddim_step(z, eps, t, t - cfg["num_train_timesteps"] // steps, abar, cfg)
@@ -119,6 +130,9 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-reference-init", action="store_true",
                     help="start from pure noise (the engine's --no-reference-init)")
+    ap.add_argument("--no-reference-concat", action="store_true",
+                    help="zeros instead of the reference latent at the UNet input (the engine's "
+                         "--no-reference-concat)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     m = load_model(a.model)
@@ -130,7 +144,7 @@ def main(argv=None):
     kps = torch.stack([dataset.hand_keypoints(poses[i]) for i in idx])
     ref = dataset.load_rgb(os.path.join(a.clip, "reference.png"), size)
     out = generate(m, ref, dataset.reference_keypoints(a.clip), pose, kps, a.steps, a.guidance,
-                   ref_init=not a.no_reference_init)
+                   ref_init=not a.no_reference_init, use_concat=not a.no_reference_concat)
     sheet = Image.new("RGB", (4 * size, len(idx) * size))
     for r in range(len(idx)):
         for c, t in enumerate((ref, pose[r], gt[r], out[r])):

@@ -9,11 +9,16 @@ Per step (DESIGN.md section 2; MimicMotion, AnimateAnyone, ShowMaker):
   z0 = VAE mean + std * n, scaled by the VAE scaling factor; t ~ U{0..999};
   z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps       (DDPM, SD1.5 scaled_linear betas)
   Reference UNet(ref latent, t=0, hand tokens of the reference) -> bank of norm1 states
-  eps_hat = UNet(z_t, t, hand tokens, pose_guider(pose image)) with reference attention
+  eps_hat = UNet(z_t, t, hand tokens, pose_guider(pose image)) with reference attention;
+            with --reference-concat the UNet's input is [z_t, ref latent] (in_channels 8,
+            Stable Video Diffusion's image conditioning, as in MimicMotion)
   loss = mean(w * s_t * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1,
          s_t = min(SNR_t, --min-snr-gamma) / SNR_t (Min-SNR weighting; 1 when the option is 0)
-Condition dropout: with p --drop-ref a sample loses reference attention AND hand tokens
-(zero tokens) = the CFG unconditional pass; with p --drop-pose its pose features are zeroed.
+Condition dropout: with p --drop-ref a sample loses reference attention, hand tokens (zero
+tokens) and the concatenated reference latent (zeros) = the CFG unconditional pass; else each of
+the three is dropped alone with p --drop-module, so that every ablation of the quality report
+(one module off) is a case the model was trained on.  With p --drop-pose the pose features are
+zeroed.
 """
 import argparse
 import os
@@ -44,8 +49,11 @@ def tiny_configs():
 
 def build(unet_cfg, pose_cfg, hand_cfg):
     unet = models.UNet2DConditionModel(unet_cfg)
-    ref = models.UNet2DConditionModel(unet_cfg)
-    ref.load_state_dict(unet.state_dict())  # AnimateAnyone: both streams start equal
+    ref = models.UNet2DConditionModel(models.reference_unet_config(unet_cfg))
+    # AnimateAnyone: both streams start equal (the Reference UNet without the concat inputs)
+    state = unet.state_dict()
+    state["conv_in.weight"] = state["conv_in.weight"][:, :unet_cfg["out_channels"]]
+    ref.load_state_dict(state)
     return unet, ref, models.PoseGuider(pose_cfg), models.HandEncoder(hand_cfg)
 
 
@@ -106,6 +114,13 @@ def sample_batch(cache, batch, region_weight, rng):
             torch.stack(ref_hands), torch.stack(wmap))
 
 
+def condition_keeps(b, a):
+    """(B,) bool masks: reference attention, hand tokens, reference concat, pose."""
+    cond = torch.rand(b) >= a.drop_ref
+    keep = [cond & (torch.rand(b) >= a.drop_module) for _ in range(3)]
+    return keep + [torch.rand(b) >= a.drop_pose]
+
+
 def train_step(mods, bank, batch, abar, a, gen=None):
     unet, ref_unet, pose_guider, hand_enc = mods
     z0, ref, pose, hands, ref_hands, wmap = batch
@@ -114,12 +129,13 @@ def train_step(mods, bank, batch, abar, a, gen=None):
     eps = torch.randn_like(z0)
     ab = abar[t].view(b, 1, 1, 1)
     zt = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
-    keep_ref = torch.rand(b) >= a.drop_ref
-    keep_pose = (torch.rand(b) >= a.drop_pose).float().view(b, 1, 1, 1)
-    ctx = hand_enc(hands) * keep_ref.float().view(b, 1, 1)
+    keep_ref, keep_hands, keep_concat, keep_pose = condition_keeps(b, a)
+    if models.reference_concat(unet.config):
+        zt = torch.cat([zt, ref * keep_concat.float().view(b, 1, 1, 1)], 1)
+    ctx = hand_enc(hands) * keep_hands.float().view(b, 1, 1)
     bank.write(ref, hand_enc(ref_hands))
     bank.set_read(True, keep_ref)
-    pred = unet(zt, t, ctx, pose_guider(pose) * keep_pose)
+    pred = unet(zt, t, ctx, pose_guider(pose) * keep_pose.float().view(b, 1, 1, 1))
     bank.clear()
     err = (pred - eps).pow(2)
     mse = err.detach().mean()
@@ -132,6 +148,14 @@ def train_step(mods, bank, batch, abar, a, gen=None):
     return loss, mse
 
 
+def widen_adam_state(opt_state, index, shape):
+    """Zero-pads AdamW's moments of the widened conv_in weight (see models.widen_conv_in)."""
+    st = opt_state["state"].get(index, {})
+    for k in ("exp_avg", "exp_avg_sq"):
+        if k in st and st[k].shape != shape:
+            st[k] = models.widen_conv_in({"conv_in.weight": st[k]}, shape[1])["conv_in.weight"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -142,6 +166,11 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--drop-ref", type=float, default=0.1)
     ap.add_argument("--drop-pose", type=float, default=0.1)
+    ap.add_argument("--drop-module", type=float, default=0.05,
+                    help="outside the unconditional samples, p of dropping one module alone")
+    ap.add_argument("--reference-concat", action="store_true",
+                    help="the UNet takes [z_t, reference latent] (in_channels 8); a resumed "
+                         "4-channel run gets zero weights for the new inputs")
     ap.add_argument("--region-weight", type=float, default=3.0,
                     help="loss amplification inside face and hand boxes (MimicMotion)")
     ap.add_argument("--min-snr-gamma", type=float, default=5.0,
@@ -154,8 +183,8 @@ def main(argv=None):
                     help="override norm_num_groups of both UNets, also of a resumed run (GroupNorm "
                          "weights are per channel, so the checkpoint still loads)")
     ap.add_argument("--new-latents", action="store_true",
-                    help="the VAE changed: measure a new scaling_factor when caching the latents "
-                         "instead of keeping the resumed run's (delete RUN/latents.pt too)")
+                    help="the VAE changed: encode the latents again (RUN/latents.pt is replaced) and "
+                         "measure a new scaling_factor instead of keeping the resumed run's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="small configs for tests")
     a = ap.parse_args(argv)
@@ -175,14 +204,20 @@ def main(argv=None):
     if a.norm_groups and unet_cfg["norm_num_groups"] != a.norm_groups:
         log("norm_num_groups %d -> %d" % (unet_cfg["norm_num_groups"], a.norm_groups))
         unet_cfg["norm_num_groups"] = a.norm_groups
+    if a.reference_concat and not models.reference_concat(unet_cfg):
+        log("reference concat: unet in_channels %d -> %d" % (unet_cfg["in_channels"], 2 * unet_cfg["out_channels"]))
+        unet_cfg["in_channels"] = 2 * unet_cfg["out_channels"]
     mods = build(unet_cfg, pose_cfg, hand_cfg)
     params = [p for m in mods for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     step, wall = 0, 0.0
     if ck is not None:
+        ck["unet"] = models.widen_conv_in(ck["unet"], unet_cfg["in_channels"])
         for m, k in zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder")):
             m.load_state_dict(ck[k])
         if "opt" in ck:
+            w = mods[0].conv_in.weight
+            widen_adam_state(ck["opt"], next(i for i, p in enumerate(params) if p is w), w.shape)
             opt.load_state_dict(ck["opt"])
         else:
             log("optimizer state not in the checkpoint (seeded by import_model.py): AdamW restarts")
@@ -196,7 +231,7 @@ def main(argv=None):
     vae = models.AutoencoderKL(vck["config"])
     vae.load_state_dict(vck["vae"])
     cache_path = os.path.join(a.run, "latents.pt")
-    if os.path.exists(cache_path):
+    if os.path.exists(cache_path) and not a.new_latents:
         cache = torch.load(cache_path)
     else:
         # keep the latent scale of the weights being resumed; a fresh run measures it

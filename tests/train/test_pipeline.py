@@ -16,6 +16,7 @@ SRC = os.environ.get("AVATAR_SOURCE_DIR", ".")
 sys.path.insert(0, os.path.join(SRC, "train"))
 import common  # noqa: E402
 import export  # noqa: E402
+import models  # noqa: E402
 import safetensors_io as st  # noqa: E402
 import train_unet  # noqa: E402
 import train_vae  # noqa: E402
@@ -67,14 +68,25 @@ with tempfile.TemporaryDirectory() as d:
     check(uck is not None and uck["scaling_factor"] > 0, "scaling factor from the data")
     old_scale = uck["scaling_factor"]
     check(train_vae.main(common_args + ["--run", vrun, "--steps", "9", "--resume"]) == 0, "train_vae resume to 9")
-    os.remove(os.path.join(urun, "latents.pt"))
+    cache_mtime = os.path.getmtime(os.path.join(urun, "latents.pt"))
     check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "5", "--resume",
                                          "--norm-groups", "2", "--new-latents"]) == 0,
           "train_unet resume to 5 with --norm-groups 2 --new-latents")
     uck = common.load_checkpoint(urun)
     check(uck["configs"]["unet"]["norm_num_groups"] == 2, "unet checkpoint keeps the new group count")
+    check(os.path.getmtime(os.path.join(urun, "latents.pt")) > cache_mtime, "--new-latents re-encodes the latents")
     check(uck["scaling_factor"] != old_scale, "--new-latents measures a new scaling factor (%.5f vs %.5f)"
           % (uck["scaling_factor"], old_scale))
+
+    check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "6", "--resume",
+                                         "--reference-concat"]) == 0,
+          "train_unet resume to 6 with --reference-concat")
+    check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "7", "--resume"]) == 0,
+          "train_unet resume to 7 (a concat run stays one)")
+    uck = common.load_checkpoint(urun)
+    check(uck["configs"]["unet"]["in_channels"] == 8 and uck["unet"]["conv_in.weight"].shape[1] == 8
+          and uck["reference_unet"]["conv_in.weight"].shape[1] == 4,
+          "reference concat: unet conv_in takes 8 channels, the reference unet 4")
 
     rc = export.main(["--vae-run", vrun, "--unet-run", urun, "--out", out, "--size", "64",
                       "--references", data, "--num-references", "1"])
@@ -94,6 +106,9 @@ with tempfile.TemporaryDirectory() as d:
     vcfg = json.load(open(os.path.join(out, "vae", "config.json")))
     check(abs(vcfg["scaling_factor"] - uck["scaling_factor"]) < 1e-9, "vae scaling_factor exported")
     check(os.path.exists(os.path.join(out, "references", "identity_00.png")), "reference identity bundled")
+    check(json.load(open(os.path.join(out, "unet", "config.json")))["in_channels"] == 8
+          and json.load(open(os.path.join(out, "reference_unet", "config.json")))["in_channels"] == 4,
+          "exported configs: unet in_channels 8 (concat), reference_unet 4")
 
     sheet = os.path.join(d, "sheet.png")
     rc = sample.main(["--model", out, "--clip", os.path.join(data, "clip_00000"), "--frames", "2",
@@ -101,6 +116,32 @@ with tempfile.TemporaryDirectory() as d:
     check(rc == 0 and os.path.getsize(sheet) > 0, "sample.py: DDIM + CFG + reference attention contact sheet")
     ts = sample.ddim_timesteps(sched, 4)
     check(ts == [751, 501, 251, 1], "DDIM leading timesteps %s" % ts)
+
+# a 4-channel UNet widened to take the reference concat computes exactly what it did
+ucfg = train_unet.tiny_configs()[0]
+narrow = models.UNet2DConditionModel(ucfg)
+wide = models.UNet2DConditionModel(dict(ucfg, in_channels=8))
+wide.load_state_dict(models.widen_conv_in(narrow.state_dict(), 8))
+with torch.no_grad():
+    z, ctx = torch.randn(2, 4, 8, 8), torch.randn(2, 3, ucfg["cross_attention_dim"])
+    d = (wide(torch.cat([z, torch.randn_like(z)], 1), 500, ctx) - narrow(z, 500, ctx)).abs().max().item()
+check(d == 0.0, "widen_conv_in keeps the UNet's output (max diff %g)" % d)
+
+
+class _Drop:
+    def __init__(self, ref, module, pose):
+        self.drop_ref, self.drop_module, self.drop_pose = ref, module, pose
+
+
+keeps = train_unet.condition_keeps(64, _Drop(0.0, 0.0, 0.0))
+check(all(bool(k.all()) for k in keeps), "no dropout keeps every condition")
+keeps = train_unet.condition_keeps(64, _Drop(1.0, 0.0, 0.0))
+check(not any(bool(k.any()) for k in keeps[:3]) and bool(keeps[3].all()),
+      "unconditional samples lose reference attention, hand tokens and concat, not the pose")
+torch.manual_seed(3)
+keeps = train_unet.condition_keeps(4000, _Drop(0.0, 0.5, 0.0))
+check(all(0.4 < k.float().mean().item() < 0.6 for k in keeps[:3])
+      and (keeps[0] != keeps[1]).any().item(), "--drop-module drops each module alone, independently")
 
 print("FAILED: %d" % len(failures) if failures else "PASS")
 sys.exit(1 if failures else 0)

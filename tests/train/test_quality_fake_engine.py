@@ -11,6 +11,7 @@ OUT/NNNNN.png = ground truth degraded in known ways, so that the report's verdic
 - --no-hand-tokens adds noise (sigma 40) inside the hand boxes of boxes.jsonl;
 - --no-temporal-attention adds a random brightness offset per frame (flicker);
 - --no-reference-init shifts every frame's colour by (+25, -15, +20) (a wrong background tint);
+- --no-reference-concat adds noise (sigma 12) to every pixel;
 - FAKE_QUALITY_BAD=1 in the environment: every frame is reference.png plus noise (a model
   that learnt nothing).
 
@@ -79,6 +80,8 @@ def main(argv):
             x += rng.normal(0.0, 12.0)
         if "--no-reference-init" in flags:
             x += np.array([25.0, -15.0, 20.0])
+        if "--no-reference-concat" in flags:
+            x += rng.normal(0.0, 12.0, x.shape)
         Image.fromarray(np.clip(np.round(x), 0, 255).astype(np.uint8)).save(os.path.join(out, "%05d.png" % n))
     print("fake render: %d frames" % frames)
     return 0

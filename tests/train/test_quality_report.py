@@ -39,8 +39,21 @@ def check(cond, what):
         failures.append(what)
 
 
-def quality(tmp, *extra, cache="cache", out="out", env=None, engine=FAKE, data="data"):
-    cmd = [sys.executable, QUALITY, "--engine", engine, "--world", WORLD, "--model", MODEL,
+def model_copy(tmp, concat=True):
+    """A copy of the model's folder whose UNet config takes the reference concat (in_channels 8)
+    or not: the fake engine reads no weights, the report reads the config to choose its variants."""
+    dst = os.path.join(tmp, "model-concat" if concat else "model-plain")
+    shutil.copytree(MODEL, dst)
+    path = os.path.join(dst, "unet", "config.json")
+    cfg = json.load(open(path))
+    cfg["in_channels"] = cfg["out_channels"] * (2 if concat else 1)
+    json.dump(cfg, open(path, "w"))
+    return dst
+
+
+def quality(tmp, *extra, cache="cache", out="out", env=None, engine=FAKE, data="data", model=None):
+    model = model or os.path.join(tmp, "model-concat")
+    cmd = [sys.executable, QUALITY, "--engine", engine, "--world", WORLD, "--model", model,
            "--data", os.path.join(tmp, data), "--cache", os.path.join(tmp, cache),
            "--out", os.path.join(tmp, out), "--clips", "2", "--frames", "6", "--size", "64x64",
            "--window", "4", "--overlap", "1", "--steps", "1", "--nice", "0", "--threads", "1"] + list(extra)
@@ -59,6 +72,7 @@ def verdict(report, start):
 tmp = tempfile.mkdtemp(prefix="test_quality_")
 try:
     log = os.path.join(tmp, "engine.log")
+    model_copy(tmp)
     rc, out = quality(tmp, env={"FAKE_QUALITY_LOG": log})
     print(out)
     check(rc == 0, "report command runs (exit %d)" % rc)
@@ -66,7 +80,7 @@ try:
           "held-out clips made by avatar-world")
     calls = lines(log)
     # 8 default variants, reference-copy needs no engine and model == progressive: 6 x 2 clips
-    check(len(calls) == 12, "12 distinct renders (model and progressive share one), got %d" % len(calls))
+    check(len(calls) == 14, "14 distinct renders (model and progressive share one), got %d" % len(calls))
     check(all("--poses" in c and "--reference-pose" in c and "--frames 6" in c and "--steps 1" in c for c in calls),
           "engine called with the render arguments")
     report = lines(os.path.join(tmp, "out", "quality.md"))
@@ -83,6 +97,7 @@ try:
     check("**holds**" in verdict(report, "Reference attention shows its gain"), "reference attention shows its gain")
     check("**holds**" in verdict(report, "Hand tokens show their gain"), "hand tokens show their gain")
     check("**holds**" in verdict(report, "The reference init shows its gain"), "reference init shows its gain")
+    check("**holds**" in verdict(report, "The reference concat shows its gain"), "reference concat shows its gain")
     check("**holds**" in verdict(report, "Uniform fusion has a smaller seam excess")
           and "**holds**" in verdict(report, "Progressive fusion has a smaller seam excess"),
           "the jump at window starts shows in overlap 0 only")
@@ -103,12 +118,16 @@ try:
 
     # a second run renders nothing and says the same
     rc, out = quality(tmp, env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 12, "second run: all renders come from the cache")
+    check(rc == 0 and len(lines(log)) == 14, "second run: all renders come from the cache")
     res2 = json.load(open(os.path.join(tmp, "cache", "results.json")))
     check(res2["summary"] == S, "second run: same numbers")
     # other steps: new renders for the engine variants only
     rc, out = quality(tmp, "--steps", "2", "--variants", "reference-copy,model", env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 14, "changed settings render again (2 more renders)")
+    check(rc == 0 and len(lines(log)) == 16, "changed settings render again (2 more renders)")
+    log2 = os.path.join(tmp, "engine-plain.log")
+    rc, out = quality(tmp, "--variants", "reference-copy,model,no-reference-concat", cache="cache-plain",
+                      out="out-plain", model=model_copy(tmp, concat=False), env={"FAKE_QUALITY_LOG": log2})
+    check(rc == 0 and len(lines(log2)) == 2, "a model without the concat: no-reference-concat left out")
 
     # a model that learnt nothing: the verdicts say "not yet"
     rc, out = quality(tmp, cache="cache-bad", out="out-bad", env={"FAKE_QUALITY_BAD": "1"})
@@ -144,7 +163,7 @@ try:
         if "render" in p.stdout + p.stderr:
             rc, out = quality(tmp, "--frames", "4", "--window", "4", "--overlap", "0", "--variants",
                               "reference-copy,model", "--threads", "2", data="data-real", cache="cache-real",
-                              out="out-real", engine=ENGINE)
+                              out="out-real", engine=ENGINE, model=MODEL)
             print(out[-2000:])
             check(rc == 0, "real engine: report command runs")
             res = json.load(open(os.path.join(tmp, "cache-real", "results.json")))
