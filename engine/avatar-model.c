@@ -164,13 +164,20 @@ check_parts (AeAvatarModel * m, AeError * err)
     return ae_error (err, "%s/hand_encoder/config.json: num_keypoints %d, "
         "the pipeline gives %d (two OpenPose hands)", dir, h->num_keypoints,
         AE_AVATAR_HAND_KP);
-  if (v->latent_channels != u->in_channels ||
-      v->latent_channels != u->out_channels ||
+  /* in_channels 2 x latent: SVD-style reference concat (the reference
+   * latent after z_t on the channel axis); the reference UNet only ever
+   * sees z_ref */
+  if (u->in_channels != v->latent_channels &&
+      u->in_channels != 2 * v->latent_channels)
+    return ae_error (err, "%s/unet/config.json: in_channels %d must be "
+        "%s/vae/config.json latent_channels %d, or twice that (reference "
+        "concat)", dir, u->in_channels, dir, v->latent_channels);
+  if (v->latent_channels != u->out_channels ||
       v->latent_channels != m->reference_unet->cfg.in_channels)
     return ae_error (err, "%s/vae/config.json: latent_channels %d != "
-        "%s/unet/config.json in_channels %d / out_channels %d (or "
-        "reference_unet's in_channels %d)", dir, v->latent_channels, dir,
-        u->in_channels, u->out_channels, m->reference_unet->cfg.in_channels);
+        "%s/unet/config.json out_channels %d (or reference_unet's "
+        "in_channels %d)", dir, v->latent_channels, dir, u->out_channels,
+        m->reference_unet->cfg.in_channels);
   if (v->in_channels != 3 || v->out_channels != 3)
     return ae_error (err, "%s/vae/config.json: in/out_channels %d/%d, "
         "frames are RGB (3)", dir, v->in_channels, v->out_channels);
@@ -551,6 +558,12 @@ float
 ae_avatar_model_scaling_factor (const AeAvatarModel * m)
 {
   return ae_vae_scaling_factor (m->vae);
+}
+
+bool
+ae_avatar_model_reference_concat (const AeAvatarModel * m)
+{
+  return m->unet->cfg.in_channels == 2 * ae_avatar_model_latent_channels (m);
 }
 
 AeVae *

@@ -24,6 +24,7 @@
 #ifndef AE_AVATAR_MODEL_H
 #define AE_AVATAR_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,7 +53,9 @@ typedef struct AeAvatarModel AeAvatarModel;
  * conditioning_embedding_channels 64 != DIR/unet/config.json
  * block_out_channels[0] 32", hand encoder cross_attention_dim != the
  * UNet's, reference UNet block layout != the denoising UNet's, VAE
- * latent_channels != UNet in/out channels, pose guider downscale != VAE
+ * latent_channels != UNet out_channels or the reference UNet's
+ * in_channels, the denoising UNet's in_channels neither latent_channels
+ * nor twice that (reference concat), pose guider downscale != VAE
  * downscale. On error *out is NULL. The returned model has one
  * reference. */
 int ae_avatar_model_load (AeAvatarModel ** out, const char *dir,
@@ -81,6 +84,14 @@ int ae_avatar_model_size_multiple (const AeAvatarModel * m);
 int ae_avatar_model_latent_channels (const AeAvatarModel * m);
 int ae_avatar_model_downscale (const AeAvatarModel * m);
 float ae_avatar_model_scaling_factor (const AeAvatarModel * m);
+
+/* True when the Denoising UNet takes the reference latent concatenated
+ * to its input (SVD / MimicMotion image conditioning): unet in_channels =
+ * 2 x latent channels, the input of a frame being [z_t, c] on the channel
+ * axis with c = z_ref in the conditional pass and zeros in the
+ * unconditional one (docs/model-format.md). False: in_channels = latent
+ * channels, the UNet sees z_t alone. */
+bool ae_avatar_model_reference_concat (const AeAvatarModel * m);
 
 /* The parts, for callers that run them directly. They are shared: only
  * their const forward functions (which take the caller's arena) may be

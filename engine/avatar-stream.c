@@ -26,6 +26,13 @@ struct AeAvatarStream
 
   int C, h, w;                  /* latent of one frame */
   size_t fs;                    /* C h w: latent floats of a frame */
+  /* Reference concat (unet in_channels = 2 C): the UNet input of a frame
+   * is [z_t, c], c = concat_ref in the cond pass, zeros in the uncond one
+   * and in both when concat_ref is NULL (reference_concat off). */
+  bool concat;
+  const float *concat_ref;      /* z_ref (fs floats) or NULL */
+  int cin;                      /* UNet input channels: C or 2 C */
+  size_t xfs;                   /* cin h w: UNet input floats of a frame */
   int c0;                       /* pose feature channels */
   size_t pfs;                   /* pose feature floats of a frame */
   int D;                        /* cross_attention_dim */
@@ -88,7 +95,16 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->hand_tokens = true;
   p->temporal_attention = true;
   p->reference_init = true;
+  p->reference_concat = true;
   p->device = AE_DEVICE_CPU;
+}
+
+bool
+ae_avatar_params_need_reference (const AeAvatarParams * p,
+    const AeAvatarModel * model)
+{
+  return p->reference_attention || p->reference_init ||
+      (p->reference_concat && ae_avatar_model_reference_concat (model));
 }
 
 /* Coefficients of the reference init for the first timestep. SD1.5's
@@ -209,6 +225,12 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
         "all)", p.lookahead, AE_AVATAR_MAX_LOOKAHEAD);
   if (p.reference_attention && reference == NULL)
     return ae_error (err, "reference attention needs a reference image");
+  if (p.reference_concat && ae_avatar_model_reference_concat (model) &&
+      reference == NULL)
+    return ae_error (err, "%s/unet/config.json: in_channels %d takes the "
+        "reference latent concatenated to the input (reference concat): it "
+        "needs a reference image (or reference_concat off)", path,
+        ae_avatar_model_unet (model)->cfg.in_channels);
   if (reference && ae_avatar_reference_model (reference) != model)
     return ae_error (err, "the reference was prepared with %s, not %s",
         ae_avatar_model_path (ae_avatar_reference_model (reference)), path);
@@ -239,17 +261,23 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
   s->fs = (size_t) s->C * s->h * s->w;
   s->init_ref = 0.0f;
   s->init_eps = 1.0f;
-  if (p.reference_init && reference) {
-    if ((size_t) ae_tensor_numel (ae_avatar_reference_latent (reference))
-        != s->fs) {
-      ae_error (err, "reference init: the reference was prepared for "
-          "%dx%d frames, the stream makes %dx%d",
-          ae_avatar_reference_width (reference),
-          ae_avatar_reference_height (reference), p.width, p.height);
-      goto fail;
-    }
-    reference_init_coefs (s->sched, &s->init_ref, &s->init_eps);
+  s->concat = ae_avatar_model_reference_concat (model);
+  s->cin = s->concat ? 2 * s->C : s->C;
+  s->xfs = (size_t) s->cin * s->h * s->w;
+  /* reference init and concat read z_ref at the stream's latent size */
+  if (reference && (p.reference_init || (s->concat && p.reference_concat))
+      && (size_t) ae_tensor_numel (ae_avatar_reference_latent (reference))
+      != s->fs) {
+    ae_error (err, "reference %s: the reference was prepared for %dx%d "
+        "frames, the stream makes %dx%d", p.reference_init ? "init" :
+        "concat", ae_avatar_reference_width (reference),
+        ae_avatar_reference_height (reference), p.width, p.height);
+    goto fail;
   }
+  if (p.reference_init && reference)
+    reference_init_coefs (s->sched, &s->init_ref, &s->init_eps);
+  s->concat_ref = s->concat && p.reference_concat ?
+      ae_avatar_reference_latent (reference)->data : NULL;
   s->c0 = s->unet->cfg.block_out_channels[0];
   ae_pose_guider_out_size (s->guider, p.height, p.width, &gh, &gw);
   if (gh != s->h || gw != s->w) {
@@ -269,7 +297,7 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
     goto fail;
   if (s->L > 0 && group_alloc (s, s->L, err) < 0)
     goto fail;
-  s->x_batch = g_new (float, 2 * (size_t) W * s->fs);
+  s->x_batch = g_new (float, 2 * (size_t) W * s->xfs);
   s->out_batch = g_new (float, 2 * (size_t) W * s->fs);
   s->res_batch = g_new (float, 2 * (size_t) W * s->pfs);
   s->ctx_batch = g_new (float, 2 * (size_t) W * s->tfs);
@@ -400,6 +428,24 @@ ae_avatar_stream_reset (AeAvatarStream * s)
 
 /* ---- the denoising of one lookahead group ---------------------------------- */
 
+/* The UNet input of batch item xb: z_t (fs floats), then, for a
+ * reference-concat UNet, the concat channels: z_ref in the cond pass,
+ * zeros in the uncond one (diffusers' SVD pipeline) and with
+ * reference_concat off. They are the same at every step, but the batch
+ * layout follows the window's length, so they are rewritten with z_t
+ * (C h w floats: nothing next to the UNet pass). */
+static void
+fill_input (const AeAvatarStream * s, float *xb, const float *z_t, bool cond)
+{
+  memcpy (xb, z_t, s->fs * sizeof (float));
+  if (!s->concat)
+    return;
+  if (cond && s->concat_ref)
+    memcpy (xb + s->fs, s->concat_ref, s->fs * sizeof (float));
+  else
+    memset (xb + s->fs, 0, s->fs * sizeof (float));
+}
+
 /* One UNet pass over window i of the group for the frames' latents x
  * (n frames): uncond (if cfg) then cond, each n frames, into eps_u and
  * eps_c (eps_u unused without cfg). With temporal attention each half is
@@ -416,7 +462,8 @@ unet_window (AeAvatarStream * s, int i, float t, const float *x, int cfg,
   float ps = s->g_pose_scale;
 
   /* Per-frame conditioning of the window, both halves: pose features in
-   * both, hand tokens only in the cond half, reference only there. */
+   * both, hand tokens only in the cond half, reference (attention and
+   * concat) only there. */
   for (int hf = 0; hf < halves; hf++) {
     bool cond = !cfg || hf == 1;
     for (int j = 0; j < n; j++) {
@@ -429,8 +476,8 @@ unet_window (AeAvatarStream * s, int i, float t, const float *x, int cfg,
       for (size_t q = 0; q < s->pfs; q++)
         res[q] = ps * pf[q];
       memcpy (s->ctx_batch + (size_t) b * s->tfs, tk, s->tfs * sizeof (float));
-      memcpy (s->x_batch + (size_t) b * s->fs, x + (size_t) j * s->fs,
-          s->fs * sizeof (float));
+      fill_input (s, s->x_batch + (size_t) b * s->xfs,
+          x + (size_t) j * s->fs, cond);
       s->mask[b] = cond && ref;
     }
   }
@@ -438,8 +485,8 @@ unet_window (AeAvatarStream * s, int i, float t, const float *x, int cfg,
   for (int call = 0; call < (temporal ? halves : 1); call++) {
     int b0 = temporal ? call * n : 0;
     int nb = temporal ? n : halves * n;
-    AeTensor xin = ae_tensor_4d (s->x_batch + (size_t) b0 * s->fs, nb, s->C,
-        s->h, s->w);
+    AeTensor xin = ae_tensor_4d (s->x_batch + (size_t) b0 * s->xfs, nb,
+        s->cin, s->h, s->w);
     AeTensor out = ae_tensor_4d (s->out_batch + (size_t) b0 * s->fs, nb,
         s->C, s->h, s->w);
     AeTensor res = ae_tensor_4d (s->res_batch + (size_t) b0 * s->pfs, nb,

@@ -66,6 +66,13 @@ typedef struct {
                                  * the first timestep carries its own
                                  * (SD1.5's schedule leaks sqrt(abar_T) of
                                  * the signal); needs a reference (on) */
+  bool reference_concat;        /* with a UNet of in_channels 2 x latent
+                                 * channels (SVD-style image conditioning):
+                                 * the cond pass gets [z_t, z_ref] on the
+                                 * channel axis; off: [z_t, 0] as in the
+                                 * uncond pass (ablation). Needs a
+                                 * reference; ignored by a UNet of
+                                 * in_channels = latent channels (on) */
   AeDevice device;              /* where the Denoising UNet runs: cpu
                                  * (default), vulkan (an error naming what
                                  * is missing without a device) or auto
@@ -77,6 +84,15 @@ typedef struct {
 
 /* The defaults above. */
 void ae_avatar_params_init (AeAvatarParams * p);
+
+/* Whether a stream of `model` with these parameters reads the reference:
+ * reference attention, reference init, or the reference concat of a UNet
+ * that takes it (ae_avatar_model_reference_concat). Callers that prepare
+ * a reference only when it is used (the render CLI, avatardiffuse) ask
+ * this; ae_avatar_stream_new refuses a NULL reference when attention or
+ * concat needs one. */
+bool ae_avatar_params_need_reference (const AeAvatarParams * p,
+    const AeAvatarModel * model);
 
 /* One denoised window. latents: n_frames x channels x height x width
  * floats, frame-major, scaled like the UNet sees them (decode with
@@ -96,7 +112,8 @@ typedef struct AeAvatarStream AeAvatarStream;
  * count, reference prepared with this model) and sizes every buffer once
  * (for lookahead <= 0 the group buffers are sized at finish). Holds
  * references on model and reference. reference may be NULL only with
- * reference_attention false. */
+ * reference_attention false and, for a reference-concat UNet,
+ * reference_concat false. */
 int ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
     AeAvatarReference * reference, const AeAvatarParams * params,
     AeError * err);

@@ -86,6 +86,9 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
     } else if (strcmp (o, "--no-reference-init") == 0) {
       a->p.reference_init = false;
       continue;
+    } else if (strcmp (o, "--no-reference-concat") == 0) {
+      a->p.reference_concat = false;
+      continue;
     }
     if (strncmp (o, "--", 2) != 0)
       return usage_error ("unexpected argument '%s'", o);
@@ -280,6 +283,7 @@ save_file (const RenderArgs * a, const Saved * sv, int64_t n, int C, int h,
   META ("hand_tokens", "%d", (int) a->p.hand_tokens);
   META ("temporal_attention", "%d", (int) a->p.temporal_attention);
   META ("reference_init", "%d", (int) a->p.reference_init);
+  META ("reference_concat", "%d", (int) a->p.reference_concat);
 #undef META
   if (ae_st_writer_add_raw (wr, "latents", AE_DTYPE_F32, 4, lat,
           sv->latents->data, err) < 0 ||
@@ -425,7 +429,7 @@ render (RenderArgs * a, AeError * err)
   if (ae_avatar_reference_new_on (&ref, r.dev, ref_rgb, rw, rh, rw * 3,
           ref_kp, a->p.width, a->p.height, err) < 0 ||
       ae_avatar_stream_new (&r.stream, r.model,
-          a->p.reference_attention || a->p.reference_init ? ref : NULL,
+          ae_avatar_params_need_reference (&a->p, r.model) ? ref : NULL,
           &a->p, err) < 0)
     goto out;
   ae_avatar_stream_latent_shape (r.stream, &r.C, &r.h, &r.w);

@@ -25,7 +25,7 @@ int ae_tool_render (int argc, char **argv);
   "[--lookahead L] [--seed S] [--threads T]\n" \
   "      [--no-reference-attention] [--no-hand-tokens] " \
   "[--no-temporal-attention] [--no-reference-init]\n" \
-  "      [--save-latents FILE.safetensors]\n" \
+  "      [--no-reference-concat] [--save-latents FILE.safetensors]\n" \
   "      [--device cpu|vulkan|auto]\n"
 
 #ifdef __cplusplus

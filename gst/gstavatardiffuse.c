@@ -72,6 +72,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_avatar_diffuse_debug);
 #define DEFAULT_PROP_HAND_TOKENS TRUE
 #define DEFAULT_PROP_TEMPORAL_ATTENTION TRUE
 #define DEFAULT_PROP_REFERENCE_INIT TRUE
+#define DEFAULT_PROP_REFERENCE_CONCAT TRUE
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_PROGRESS_INTERVAL 1000
 #define DEFAULT_PROP_PROCESSING_LATENCY -1
@@ -99,6 +100,7 @@ enum
   PROP_HAND_TOKENS,
   PROP_TEMPORAL_ATTENTION,
   PROP_REFERENCE_INIT,
+  PROP_REFERENCE_CONCAT,
   PROP_QOS,
   PROP_PROGRESS_INTERVAL,
   PROP_PROCESSING_LATENCY,
@@ -132,7 +134,7 @@ struct _GstAvatarDiffuse
   gint threads;
   GstAvatarDiffuseDevice device;
   gboolean reference_attention, hand_tokens, temporal_attention;
-  gboolean reference_init;
+  gboolean reference_init, reference_concat;
   gboolean qos;
   gint progress_interval;
   gint64 processing_latency;
@@ -366,6 +368,7 @@ read_params (GstAvatarDiffuse * self, AeAvatarParams * p)
   p->hand_tokens = self->hand_tokens;
   p->temporal_attention = self->temporal_attention;
   p->reference_init = self->reference_init;
+  p->reference_concat = self->reference_concat;
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -648,7 +651,7 @@ avatar_diffuse_set_caps (GstAvatarDiffuse * self, GstCaps * caps)
   params.height = info.height;
   params.progress = on_engine_progress;
   params.progress_user = self;
-  if ((params.reference_attention || params.reference_init)
+  if (ae_avatar_params_need_reference (&params, model)
       && (self->ref == NULL
           || ae_avatar_reference_width (self->ref) != info.width
           || ae_avatar_reference_height (self->ref) != info.height)) {
@@ -1285,6 +1288,9 @@ gst_avatar_diffuse_set_property (GObject * object, guint prop_id,
     case PROP_REFERENCE_INIT:
       self->reference_init = g_value_get_boolean (value);
       break;
+    case PROP_REFERENCE_CONCAT:
+      self->reference_concat = g_value_get_boolean (value);
+      break;
     case PROP_QOS:
       self->qos = g_value_get_boolean (value);
       break;
@@ -1363,6 +1369,9 @@ gst_avatar_diffuse_get_property (GObject * object, guint prop_id,
       break;
     case PROP_REFERENCE_INIT:
       g_value_set_boolean (value, self->reference_init);
+      break;
+    case PROP_REFERENCE_CONCAT:
+      g_value_set_boolean (value, self->reference_concat);
       break;
     case PROP_QOS:
       g_value_set_boolean (value, self->qos);
@@ -1547,6 +1556,15 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           "instead of pure noise: backgrounds and colours follow the "
           "reference (off: pure noise, ablation)",
           DEFAULT_PROP_REFERENCE_INIT, ready));
+  g_object_class_install_property (gobject_class, PROP_REFERENCE_CONCAT,
+      g_param_spec_boolean ("reference-concat", "Reference concat",
+          "With a model whose U-Net takes the reference's latent "
+          "concatenated to every frame's noisy latent (unet in_channels = 2 "
+          "x latent channels; Stable Video Diffusion / MimicMotion image "
+          "conditioning), the conditional pass gets the reference's latent "
+          "there (off: zeros as in the unconditional pass, ablation). "
+          "Ignored by a model without it",
+          DEFAULT_PROP_REFERENCE_CONCAT, ready));
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
           "In a live pipeline, drop frames that arrive more than one window "
@@ -1625,6 +1643,7 @@ gst_avatar_diffuse_init (GstAvatarDiffuse * self)
   self->hand_tokens = DEFAULT_PROP_HAND_TOKENS;
   self->temporal_attention = DEFAULT_PROP_TEMPORAL_ATTENTION;
   self->reference_init = DEFAULT_PROP_REFERENCE_INIT;
+  self->reference_concat = DEFAULT_PROP_REFERENCE_CONCAT;
   self->qos = DEFAULT_PROP_QOS;
   self->progress_interval = DEFAULT_PROP_PROGRESS_INTERVAL;
   self->processing_latency = DEFAULT_PROP_PROCESSING_LATENCY;

@@ -13,6 +13,11 @@
  *       once on the one Vulkan device = serial = CPU (+-1 level); without a
  *       Vulkan driver (a child process with VK_ICD_FILENAMES pointing
  *       nowhere) vulkan is an error naming the driver and auto is the CPU.
+ *   test_vk_avatar concat MODEL_DIR
+ *       the model widened to a Denoising UNet of in_channels 8 (the
+ *       reference latent concatenated to z_t, docs/model-format.md;
+ *       tests/engine/avatar/widen-model.h): the same stream on Vulkan vs
+ *       the CPU, reference concat on and off.
  *   test_vk_avatar render AVATAR_ENGINE MODEL_DIR POSES
  *       `avatar-engine render --device vulkan` vs `--device cpu` (saved
  *       latents and PNGs), `--device auto`, `--device gpu` (usage error)
@@ -23,7 +28,10 @@
 
 #include "avatar-stream.h"
 #include "image.h"
+#include "safetensors.h"
+#include "sampler.h"
 #include "vk-context.h"
+#include "../engine/avatar/widen-model.h"
 
 /* The latents are O(1); two UNets (reference capture, then denoising) and
  * the VAE encode in float32 on both sides, different summation orders.
@@ -105,8 +113,8 @@ weight_bytes (AeAvatarDevice * d)
 /* Runs n frames through a stream on `device`; window k's latents go to
  * wins + k * W * fs; returns the number of windows. */
 static int
-run_stream (AeAvatarModel * m, AeAvatarReference * ref, AeDevice device,
-    int64_t n, float *wins, size_t fs)
+run_stream_concat (AeAvatarModel * m, AeAvatarReference * ref,
+    AeDevice device, int64_t n, float *wins, size_t fs, bool concat)
 {
   AeAvatarParams p;
   AeAvatarStream *s;
@@ -125,6 +133,7 @@ run_stream (AeAvatarModel * m, AeAvatarReference * ref, AeDevice device,
   p.temporal_attention = true;
   p.seed = 11;
   p.device = device;
+  p.reference_concat = concat;
   OK (ae_avatar_stream_new (&s, m, ref, &p, &err));
   CHECK (ae_avatar_device_kind (ae_avatar_stream_device (s)) == device,
       "stream runs on %s, asked for %s",
@@ -151,6 +160,13 @@ run_stream (AeAvatarModel * m, AeAvatarReference * ref, AeDevice device,
       ae_device_name (device), (long long) n, k,
       g_get_monotonic_time () / 1e6 - t0);
   return k;
+}
+
+static int
+run_stream (AeAvatarModel * m, AeAvatarReference * ref, AeDevice device,
+    int64_t n, float *wins, size_t fs)
+{
+  return run_stream_concat (m, ref, device, n, wins, fs, true);
 }
 
 typedef struct {
@@ -374,6 +390,71 @@ test_stream (const char *self_exe, const char *dir)
   return 0;
 }
 
+/* ---- reference concat ------------------------------------------------------- */
+
+/* The widened model (unet in_channels 8): conv_in takes [z_t, c] on the
+ * device as on the CPU; the stream agrees with reference concat on and
+ * off (zeros in the cond half too), and on != off. */
+static int
+test_concat (const char *dir)
+{
+  char *wide = widen_model_new (dir, 8, &err);
+  AeAvatarModel *m;
+  AeAvatarDevice *cpu, *vk;
+  AeAvatarReference *ref;
+  uint8_t *img = make_reference (80, 72);
+  float kp[AE_AVATAR_HAND_FLOATS];
+  float *wins[2][2];            /* [concat off/on][cpu/vulkan] */
+  size_t fs;
+  double d = 0.0;
+
+  REQUIRE (wide, "%s", err.msg);
+  OK (ae_avatar_model_load (&m, wide, &err));
+  REQUIRE (ae_avatar_model_reference_concat (m), "not a concat model");
+  if (ae_avatar_model_device (m, AE_DEVICE_VULKAN, &vk, &err) < 0) {
+    printf ("SKIP: no Vulkan device: %s\n", err.msg);
+    ae_avatar_model_unref (m);
+    widen_model_remove (wide);
+    g_free (img);
+    return AE_TEST_SKIP;
+  }
+  printf ("device: %s\n", ae_avatar_device_describe (vk));
+  OK (ae_avatar_model_device (m, AE_DEVICE_CPU, &cpu, &err));
+  /* one reference for both streams: the comparison is the UNet's */
+  make_hands (100, kp);
+  OK (ae_avatar_reference_new_on (&ref, cpu, img, 80, 72, 80 * 3, kp, SIZE,
+          SIZE, &err));
+  fs = (size_t) ae_avatar_model_latent_channels (m) * (SIZE / 8) * (SIZE / 8);
+  for (int c = 0; c < 2; c++) {
+    for (int v = 0; v < 2; v++) {
+      wins[c][v] = g_new0 (float, 3 * 4 * fs);
+      REQUIRE (run_stream_concat (m, ref, v ? AE_DEVICE_VULKAN :
+              AE_DEVICE_CPU, 5, wins[c][v], fs, c == 1) == 2, "windows");
+    }
+    for (int k = 0; k < 2; k++) {
+      char what[96];
+      snprintf (what, sizeof what, "in_channels 8, concat %s: window %d "
+          "vulkan vs cpu", c ? "on" : "off", k);
+      compare_floats (what, wins[c][1] + (size_t) k * 4 * fs,
+          wins[c][0] + (size_t) k * 4 * fs, 4 * fs, LAT_TOL_ABS,
+          LAT_TOL_REL);
+    }
+  }
+  for (size_t q = 0; q < 3 * 4 * fs; q++)
+    d = MAX (d, fabs ((double) wins[1][1][q] - wins[0][1][q]));
+  CHECK (d > 1e-3, "vulkan: reference concat off changed nothing (%g)", d);
+  printf ("ok   in_channels 8 on vulkan == cpu, concat on and off (on vs "
+      "off: max diff %.3g)\n", d);
+  for (int c = 0; c < 2; c++)
+    for (int v = 0; v < 2; v++)
+      g_free (wins[c][v]);
+  ae_avatar_reference_unref (ref);
+  ae_avatar_model_unref (m);
+  widen_model_remove (wide);
+  g_free (img);
+  return 0;
+}
+
 /* ---- render ------------------------------------------------------------------ */
 
 static int
@@ -543,13 +624,15 @@ main (int argc, char **argv)
 
   if (argc == 3 && strcmp (argv[1], "stream") == 0)
     rc = test_stream (argv[0], argv[2]);
+  else if (argc == 3 && strcmp (argv[1], "concat") == 0)
+    rc = test_concat (argv[2]);
   else if (argc == 3 && strcmp (argv[1], "no-driver") == 0)
     rc = test_no_driver (argv[2]);
   else if (argc == 5 && strcmp (argv[1], "render") == 0)
     rc = test_render (argv[2], argv[3], argv[4]);
   else {
-    fprintf (stderr, "usage: test_vk_avatar stream MODEL_DIR | render "
-        "AVATAR_ENGINE MODEL_DIR POSES\n");
+    fprintf (stderr, "usage: test_vk_avatar stream MODEL_DIR | concat "
+        "MODEL_DIR | render AVATAR_ENGINE MODEL_DIR POSES\n");
     return 2;
   }
   if (rc == AE_TEST_SKIP)

@@ -22,6 +22,7 @@
 
 #include "../test_util.h"
 #include "avatar-engine.h"
+#include "widen-model.h"
 
 #define OK(call) REQUIRE ((call) == 0, "%s", err.msg)
 
@@ -75,11 +76,13 @@ base_params (AeAvatarParams * p)
   p->seed = 7;
 }
 
-/* Runs a whole clip of n frames; every window's latents are stored by
- * frame in *wins (window k at k * W * fs), lens[k] its length; returns the
- * number of windows. Also checks the windows come in order. */
+/* Runs a whole clip of n frames on model m with reference r; every
+ * window's latents are stored by frame in *wins (window k at k * W * fs),
+ * lens[k] its length; returns the number of windows. Also checks the
+ * windows come in order. */
 static int
-run_clip (const AeAvatarParams * p, int64_t n, float **wins, int *lens)
+run_clip_on (AeAvatarModel * m, AeAvatarReference * r,
+    const AeAvatarParams * p, int64_t n, float **wins, int *lens)
 {
   AeAvatarStream *s;
   AeAvatarWindow w;
@@ -88,7 +91,7 @@ run_clip (const AeAvatarParams * p, int64_t n, float **wins, int *lens)
   size_t fs;
   int k = 0, W = p->window;
 
-  OK (ae_avatar_stream_new (&s, model, reference, p, &err));
+  OK (ae_avatar_stream_new (&s, m, r, p, &err));
   fs = ae_avatar_stream_frame_floats (s);
   *wins = g_new0 (float, (size_t) (n + W) * W * fs);
   for (int64_t f = 0; f <= n; f++) {
@@ -112,6 +115,13 @@ run_clip (const AeAvatarParams * p, int64_t n, float **wins, int *lens)
   }
   ae_avatar_stream_free (s);
   return k;
+}
+
+/* run_clip_on the embedded model and its 64x64 reference. */
+static int
+run_clip (const AeAvatarParams * p, int64_t n, float **wins, int *lens)
+{
+  return run_clip_on (model, reference, p, n, wins, lens);
 }
 
 static double
@@ -475,18 +485,32 @@ triangle (int j, int W)
   return x < 2.0f - x ? x : 2.0f - x;
 }
 
+/* How naive_clip builds the input of a reference-concat UNet: as the
+ * contract says, or wrong in one way (to show the comparison would see
+ * it). */
+typedef enum {
+  CONCAT_EXACT,                 /* [z_t, z_ref] cond, [z_t, 0] uncond */
+  CONCAT_REF_FIRST,             /* [z_ref, z_t] cond, [0, z_t] uncond */
+  CONCAT_REF_IN_UNCOND,         /* [z_t, z_ref] in both halves */
+} ConcatVariant;
+
 /* The papers' whole-clip form, written out naively: one latent per frame,
  * every window's prediction at every step, the per-frame weighted average
- * (cond and uncond separately), CFG, one scheduler step per frame. */
+ * (cond and uncond separately), CFG, one scheduler step per frame; model
+ * m with reference r (reference attention in the cond half). For a UNet
+ * of in_channels 2 C the input is the concatenation `cv` describes. */
 static float *
-naive_clip (const AeAvatarParams * p, int64_t N)
+naive_clip (AeAvatarModel * m, AeAvatarReference * r,
+    const AeAvatarParams * p, int64_t N, ConcatVariant cv)
 {
-  AeUNet *u = ae_avatar_model_unet (model);
-  AePoseGuider *g = ae_avatar_model_pose_guider (model);
+  AeUNet *u = ae_avatar_model_unet (m);
+  AePoseGuider *g = ae_avatar_model_pose_guider (m);
   int W = p->window, S = p->window - p->overlap;
   int C = 4, h = SIZE / 8, w = SIZE / 8, c0 = u->cfg.block_out_channels[0];
-  int D = u->cfg.cross_attention_dim;
+  int D = u->cfg.cross_attention_dim, cin = u->cfg.in_channels;
+  const float *z_ref = ae_avatar_reference_latent (r)->data;
   size_t fs = (size_t) C * h * w, pfs = (size_t) c0 * h * w;
+  size_t xfs = (size_t) cin * h * w;
   size_t tfs = (size_t) AE_AVATAR_HAND_KP * D;
   AeScheduler *sch;
   AeArena ar;
@@ -494,7 +518,7 @@ naive_clip (const AeAvatarParams * p, int64_t N)
   float *pf = g_new (float, N * pfs), *tk = g_new0 (float, 2 * N * tfs);
   float *eu = g_new (float, N * fs), *ec = g_new (float, N * fs);
   float *ws = g_new (float, N);
-  float *bx = g_new (float, 2 * W * fs), *bo = g_new (float, 2 * W * fs);
+  float *bx = g_new (float, 2 * W * xfs), *bo = g_new (float, 2 * W * fs);
   float *br = g_new (float, 2 * W * pfs), *bc = g_new0 (float, 2 * W * tfs);
   bool mask[64];
   uint8_t rgb[SIZE * SIZE * 3];
@@ -516,16 +540,15 @@ naive_clip (const AeAvatarParams * p, int64_t N)
     img = ae_tensor_4d (im, 1, 3, SIZE, SIZE);
     out = ae_tensor_4d (pf + f * pfs, 1, c0, h, w);
     OK (ae_pose_guider_forward (g, &out, &img, &ar, &err));
-    OK (ae_avatar_model_hand_tokens (model, kp, 1, tk + f * tfs, &err));
+    OK (ae_avatar_model_hand_tokens (m, kp, 1, tk + f * tfs, &err));
     ae_noise_fill (p->seed, AE_NOISE_STREAM_INIT, f, x + f * fs, fs);
     g_free (im);
   }
   OK (ae_scheduler_load_data (&sch, "sched", ae_avatar_model_scheduler_json
-          (model), "ddim", &err));
+          (m), "ddim", &err));
   OK (ae_scheduler_set_timesteps (sch, p->steps, &err));
   if (p->reference_init) {
     /* x_t0 = sqrt(abar_t0) z_ref + sqrt(1 - abar_t0) noise (DDIM) */
-    const float *z_ref = ae_avatar_reference_latent (reference)->data;
     float abar = ae_scheduler_alphas_cumprod (sch)[(int)
         ae_scheduler_timestep (sch, 0)];
     for (int64_t i = 0; i < N * (int64_t) fs; i++)
@@ -542,7 +565,7 @@ naive_clip (const AeAvatarParams * p, int64_t N)
     for (int64_t k = 0; k < K; k++) {
       int64_t f0 = k * S;
       int len = (int) MIN ((int64_t) W, N - f0);
-      AeTensor tx = ae_tensor_4d (bx, 2 * len, C, h, w);
+      AeTensor tx = ae_tensor_4d (bx, 2 * len, cin, h, w);
       AeTensor to = ae_tensor_4d (bo, 2 * len, C, h, w);
       AeTensor tr = ae_tensor_4d (br, 2 * len, c0, h, w);
       AeTensor tc = ae_tensor_3d (bc, 2 * len, AE_AVATAR_HAND_KP, D);
@@ -550,7 +573,22 @@ naive_clip (const AeAvatarParams * p, int64_t N)
       for (int hf = 0; hf < 2; hf++)
         for (int j = 0; j < len; j++) {
           int bi = hf * len + j;
-          memcpy (bx + bi * fs, xin + (f0 + j) * fs, fs * sizeof (float));
+          float *xb = bx + bi * xfs;
+          const float *c = hf || cv == CONCAT_REF_IN_UNCOND ? z_ref : NULL;
+          if (!p->reference_concat)
+            c = NULL;
+          if (cin == C) {
+            memcpy (xb, xin + (f0 + j) * fs, fs * sizeof (float));
+          } else {
+            /* z_t then c; CONCAT_REF_FIRST swaps them */
+            float *zp = cv == CONCAT_REF_FIRST ? xb + fs : xb;
+            float *cp = cv == CONCAT_REF_FIRST ? xb : xb + fs;
+            memcpy (zp, xin + (f0 + j) * fs, fs * sizeof (float));
+            if (c)
+              memcpy (cp, c, fs * sizeof (float));
+            else
+              memset (cp, 0, fs * sizeof (float));
+          }
           memcpy (br + bi * pfs, pf + (f0 + j) * pfs, pfs * sizeof (float));
           if (hf)
             memcpy (bc + bi * tfs, tk + (f0 + j) * tfs, tfs * sizeof (float));
@@ -559,14 +597,14 @@ naive_clip (const AeAvatarParams * p, int64_t N)
           mask[bi] = hf == 1;
         }
       hk.ref_mode = AE_REF_INJECT;
-      hk.bank = (AeRefBank *) ae_avatar_reference_bank (reference);
+      hk.bank = (AeRefBank *) ae_avatar_reference_bank (r);
       hk.ref_batch_mask = mask;
       hk.conv_in_residual = &tr;
       if (p->temporal_attention) {
         /* all-frame attention spans a call: one call per CFG half */
         hk.temporal = true;
         for (int hf = 0; hf < 2; hf++) {
-          AeTensor hx = ae_tensor_4d (bx + hf * len * fs, len, C, h, w);
+          AeTensor hx = ae_tensor_4d (bx + hf * len * xfs, len, cin, h, w);
           AeTensor ho = ae_tensor_4d (bo + hf * len * fs, len, C, h, w);
           AeTensor hr = ae_tensor_4d (br + hf * len * pfs, len, c0, h, w);
           AeTensor hc = ae_tensor_3d (bc + hf * len * tfs, len,
@@ -628,7 +666,7 @@ test_lookahead_all (void)
   p.temporal_attention = true;  /* else overlap predictions agree anyway */
   nw = run_clip (&p, N, &all, la);
   REQUIRE (nw == 4, "%d windows", nw);
-  ref = naive_clip (&p, N);
+  ref = naive_clip (model, reference, &p, N, CONCAT_EXACT);
   for (int k = 0; k < nw; k++)
     for (int j = 0; j < la[k]; j++) {
       double d = max_diff (all + ((size_t) k * 4 + j) * fs,
@@ -755,6 +793,150 @@ test_schedulers (void)
         ae_scheduler_type_name (types[i]), d);
     g_free (wins);
   }
+}
+
+/* ---- reference concat (unet in_channels = 2 x latent channels) --------------- */
+
+/* Largest difference between the windows of a stream (run_clip_on, W 4,
+ * O 2) and a whole-clip result (one latent per frame). */
+static double
+windows_vs_clip (const float *wins, const int *lens, int nw, const float *clip)
+{
+  size_t fs = (size_t) 4 * 8 * 8;
+  double worst = 0.0;
+
+  for (int k = 0; k < nw; k++)
+    for (int j = 0; j < lens[k]; j++)
+      worst = MAX (worst, max_diff (wins + ((size_t) k * 4 + j) * fs,
+              clip + (size_t) (k * 2 + j) * fs, fs));
+  return worst;
+}
+
+/* The embedded model widened to a UNet of in_channels 8 (widen-model.h):
+ * the stream equals naive_clip's [z_t, z_ref] cond / [z_t, 0] uncond and
+ * not the other orders; reference_concat off equals [z_t, 0] in both and
+ * changes the output; the reference is required unless concat is off; a
+ * 4-channel model ignores the switch; in_channels 6 is a load error
+ * naming unet/config.json. */
+static void
+test_reference_concat (void)
+{
+  const int64_t N = 6;          /* W 4 O 2: windows 0-3 2-5 */
+  char *dir8 = widen_model_new (model_dir, 8, &err), *dir6, *want;
+  char *ref_png = g_build_filename (model_dir, "references",
+      "identity_00.png", NULL);
+  AeAvatarModel *m8 = NULL;
+  AeAvatarReference *r8 = NULL;
+  AeAvatarStream *s = NULL;
+  AeAvatarParams p, q;
+  AeError e = { {0} };
+  float kp[AE_AVATAR_HAND_FLOATS];
+  float *on, *off, *clip;
+  uint8_t *rgb;
+  int lens[16], lens_off[16], nw, w, h, rc;
+  double d;
+
+  REQUIRE (dir8, "%s", err.msg);
+  OK (ae_avatar_model_load (&m8, dir8, &err));
+  CHECK (ae_avatar_model_reference_concat (m8) &&
+      !ae_avatar_model_reference_concat (model), "reference_concat: "
+      "widened %d, embedded %d", ae_avatar_model_reference_concat (m8),
+      ae_avatar_model_reference_concat (model));
+  OK (ae_image_load_png (ref_png, &rgb, &w, &h, &err));
+  make_hands (0, kp);
+  OK (ae_avatar_reference_new (&r8, m8, rgb, w, h, w * 3, kp, SIZE, SIZE,
+          &err));
+  g_free (rgb);
+
+  /* all-frame attention and lookahead all: the windows' predictions of a
+   * frame differ, so the comparison covers the fusion too */
+  base_params (&p);
+  p.temporal_attention = true;
+  p.lookahead = 0;
+  nw = run_clip_on (m8, r8, &p, N, &on, lens);
+  REQUIRE (nw == 2, "%d windows", nw);
+  clip = naive_clip (m8, r8, &p, N, CONCAT_EXACT);
+  d = windows_vs_clip (on, lens, nw, clip);
+  CHECK (d < 2e-4, "in_channels 8: stream vs naive [z_t, z_ref] / [z_t, 0]: "
+      "max diff %g", d);
+  printf ("ok   in_channels 8 renders; == naive whole clip with [z_t, z_ref] "
+      "cond, [z_t, 0] uncond (max diff %.2e)\n", d);
+  g_free (clip);
+  /* the comparison sees the order and the uncond zeros */
+  clip = naive_clip (m8, r8, &p, N, CONCAT_REF_FIRST);
+  d = windows_vs_clip (on, lens, nw, clip);
+  CHECK (d > 1e-2, "naive with [z_ref, z_t] agrees with the stream (%g)", d);
+  printf ("ok   ... and differs from [z_ref, z_t] (max diff %.3g)\n", d);
+  g_free (clip);
+  clip = naive_clip (m8, r8, &p, N, CONCAT_REF_IN_UNCOND);
+  d = windows_vs_clip (on, lens, nw, clip);
+  CHECK (d > 1e-2, "naive with z_ref in the uncond half agrees with the "
+      "stream (%g)", d);
+  printf ("ok   ... and from z_ref in the uncond half (max diff %.3g)\n", d);
+  g_free (clip);
+
+  /* off: zeros in the cond half as well */
+  q = p;
+  q.reference_concat = false;
+  run_clip_on (m8, r8, &q, N, &off, lens_off);
+  d = max_diff (on, off, (size_t) nw * 4 * 4 * 8 * 8);
+  CHECK (d > 1e-3, "reference_concat off: output unchanged (max diff %g)", d);
+  printf ("ok   reference concat off changes the output (max diff %.3g)\n",
+      d);
+  clip = naive_clip (m8, r8, &q, N, CONCAT_EXACT);
+  d = windows_vs_clip (off, lens_off, nw, clip);
+  CHECK (d < 2e-4, "reference_concat off vs naive [z_t, 0]: max diff %g", d);
+  printf ("ok   reference concat off == naive [z_t, 0] in both halves (max "
+      "diff %.2e)\n", d);
+  g_free (clip);
+  g_free (on);
+  g_free (off);
+
+  /* the reference: needed for the concat alone, not with it off */
+  base_params (&q);
+  q.reference_attention = false;
+  q.reference_init = false;
+  CHECK (ae_avatar_params_need_reference (&q, m8) &&
+      !ae_avatar_params_need_reference (&q, model), "need_reference");
+  rc = ae_avatar_stream_new (&s, m8, NULL, &q, &e);
+  want = g_strdup_printf ("%s/unet/config.json: in_channels 8", dir8);
+  CHECK (rc == -1 && strstr (e.msg, want) && strstr (e.msg, "reference"),
+      "concat without a reference: %s", rc ? e.msg : "accepted");
+  printf ("ok   concat without a reference: %s\n", e.msg);
+  g_free (want);
+  q.reference_concat = false;
+  CHECK (!ae_avatar_params_need_reference (&q, m8), "need_reference off");
+  rc = ae_avatar_stream_new (&s, m8, NULL, &q, &e);
+  CHECK (rc == 0, "concat off, no reference: %s", e.msg);
+  ae_avatar_stream_free (s);
+
+  /* a 4-channel UNet ignores the switch */
+  {
+    float *a, *b;
+    int la[16], lb[16];
+    base_params (&q);
+    q.steps = 1;
+    nw = run_clip (&q, N, &a, la);
+    q.reference_concat = false;
+    run_clip (&q, N, &b, lb);
+    CHECK (memcmp (a, b, (size_t) nw * 4 * 4 * 8 * 8 * sizeof (float)) == 0,
+        "reference_concat changed a 4-channel model's output");
+    printf ("ok   in_channels 4: reference concat off changes nothing\n");
+    g_free (a);
+    g_free (b);
+  }
+
+  ae_avatar_reference_unref (r8);
+  ae_avatar_model_unref (m8);
+  widen_model_remove (dir8);
+
+  dir6 = widen_model_new (model_dir, 6, &err);
+  REQUIRE (dir6, "%s", err.msg);
+  want = g_strdup_printf ("%s/unet/config.json: in_channels 6", dir6);
+  expect_load_error ("unet in_channels 6", dir6, want, "latent_channels 4");
+  g_free (want);
+  widen_model_remove (dir6);
+  g_free (ref_png);
 }
 
 /* ---- blender --------------------------------------------------------------- */
@@ -981,6 +1163,94 @@ test_tool (const char *tool)
   g_free (json);
 }
 
+/* The CLI on the widened model (in_channels 8): with reference attention
+ * and reference init off the reference is still passed for the concat;
+ * --no-reference-concat renders without it, changes the latents and is
+ * recorded in the saved metadata. */
+static void
+test_tool_concat (const char *tool)
+{
+  char *mdir = widen_model_new (model_dir, 8, &err);
+  char *dir = g_dir_make_tmp ("avatar-concat-XXXXXX", NULL);
+  char *poses = g_build_filename (dir, "poses.jsonl", NULL);
+  char *json = g_build_filename (model_dir, "references", "identity_00.json",
+      NULL);
+  char *save[2], *outdir[2], *text, *out = NULL, *eout = NULL;
+  GString *lines = g_string_new (NULL);
+  float *lat[2] = { NULL, NULL };
+  int64_t n = 0;
+  int rc;
+
+  REQUIRE (mdir, "%s", err.msg);
+  REQUIRE (g_file_get_contents (json, &text, NULL, NULL), "%s", json);
+  g_strstrip (text);
+  for (int f = 0; f < 5; f++)
+    g_string_append_printf (lines, "%s\n", text);
+  REQUIRE (g_file_set_contents (poses, lines->str, -1, NULL), "%s", poses);
+  for (int i = 0; i < 2; i++) {
+    const char *argv[] = { tool, "render", "--model", mdir, "--poses", poses,
+      "--out", NULL, "--size", "64x64", "--steps", "2", "--window", "4",
+      "--overlap", "1", "--seed", "3", "--save-latents", NULL,
+      "--no-reference-attention", "--no-reference-init",
+      i ? "--no-reference-concat" : NULL, NULL
+    };
+    AeSafetensors *st;
+    AeTensor t;
+    char *file;
+    gsize len;
+    save[i] = g_strdup_printf ("%s/lat%d.safetensors", dir, i);
+    outdir[i] = g_strdup_printf ("%s/out%d", dir, i);
+    argv[7] = outdir[i];
+    argv[19] = save[i];
+    rc = spawn (argv, &out, &eout);
+    CHECK (rc == 0, "render in_channels 8%s exited %d: %s", i ?
+        " --no-reference-concat" : "", rc, eout);
+    g_free (out);
+    g_free (eout);
+    if (rc != 0)
+      continue;
+    OK (ae_st_open (&st, save[i], &err));
+    OK (ae_st_get (st, "latents", 4, NULL, &t, &err));
+    n = ae_tensor_numel (&t);
+    lat[i] = g_memdup2 (t.data, n * sizeof (float));
+    ae_st_close (st);
+    /* the JSON header follows its 8-byte length */
+    REQUIRE (g_file_get_contents (save[i], &file, &len, NULL) && len > 8,
+        "%s", save[i]);
+    CHECK (strstr (file + 8, i ? "\"reference_concat\":\"0\"" :
+            "\"reference_concat\":\"1\""), "%s: reference_concat metadata",
+        save[i]);
+    g_free (file);
+  }
+  if (lat[0] && lat[1]) {
+    double d = max_diff (lat[0], lat[1], (size_t) n);
+    CHECK (d > 1e-3, "--no-reference-concat: latents unchanged (%g)", d);
+    printf ("ok   avatar-engine render, in_channels 8: the reference serves "
+        "the concat alone; --no-reference-concat changes it (max diff "
+        "%.3g)\n", d);
+  }
+  for (int i = 0; i < 2; i++) {
+    for (int f = 0; f < 5; f++) {
+      char *png = g_strdup_printf ("%s/%05d.png", outdir[i], f);
+      g_unlink (png);
+      g_free (png);
+    }
+    g_rmdir (outdir[i]);
+    g_unlink (save[i]);
+    g_free (outdir[i]);
+    g_free (save[i]);
+    g_free (lat[i]);
+  }
+  g_unlink (poses);
+  g_rmdir (dir);
+  g_free (dir);
+  g_free (poses);
+  g_free (json);
+  g_free (text);
+  g_string_free (lines, TRUE);
+  widen_model_remove (mdir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1016,8 +1286,11 @@ main (int argc, char **argv)
   test_determinism_and_switches ();
   test_lookahead_all ();
   test_schedulers ();
-  if (argc > 2)
+  test_reference_concat ();
+  if (argc > 2) {
     test_tool (argv[2]);
+    test_tool_concat (argv[2]);
+  }
 
   ae_avatar_reference_unref (reference);
   ae_avatar_model_unref (model);
