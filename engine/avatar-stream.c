@@ -41,6 +41,14 @@ struct AeAvatarStream
   /* reference init: x_T = init_ref z_ref + init_eps noise (both 0/1 when
    * off), before ae_sample multiplies by init_noise_sigma */
   float init_ref, init_eps;
+  /* Noise correlation (PYoCo's mixed noise prior): frame f starts from
+   * noise_a shared + noise_b own_f, noise_a = sqrt(rho), noise_b =
+   * sqrt(1 - rho). shared depends on the seed alone (index -1, never a
+   * frame), so it is drawn once here; the seed is fixed for the stream's
+   * life. step_shared: LCM's shared field of the running step. */
+  float noise_a, noise_b;
+  float *noise_shared;          /* fs floats: (seed, INIT, -1) */
+  float *step_shared;           /* fs floats: (seed, STEP (step), -1) */
 
   /* Frame store, a ring of `cap` frames addressed by frame % cap: every
    * frame of the next group and those after it pushed so far. */
@@ -96,6 +104,7 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->temporal_attention = true;
   p->reference_init = true;
   p->reference_concat = true;
+  p->noise_correlation = 1.0f;
   p->device = AE_DEVICE_CPU;
 }
 
@@ -130,6 +139,27 @@ reference_init_coefs (const AeScheduler * sched, float *c_ref, float *c_eps)
     *c_ref = sqrtf (abar);
     *c_eps = sqrtf (1.0f - abar);
   }
+}
+
+/* out = a shared + b own, own = ae_noise_fill (seed, stream, index): the
+ * mixed noise of one frame, in float. The ends are exact: b = 0 is the
+ * shared field itself, a = 0 the frame's own noise untouched (rho 0 draws
+ * what the stream drew before noise correlation existed). */
+static void
+mixed_noise (const AeAvatarStream * s, uint64_t stream, int64_t index,
+    const float *shared, float *out)
+{
+  float a = s->noise_a, b = s->noise_b;
+
+  if (b == 0.0f) {
+    memcpy (out, shared, s->fs * sizeof (float));
+    return;
+  }
+  ae_noise_fill (s->p.seed, stream, index, out, s->fs);
+  if (a == 0.0f)
+    return;
+  for (size_t e = 0; e < s->fs; e++)
+    out[e] = a * shared[e] + b * out[e];
 }
 
 static inline int64_t
@@ -217,6 +247,11 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
         AE_AVATAR_MAX_STEPS);
   if (!isfinite (p.guidance_scale) || !isfinite (p.pose_scale))
     return ae_error (err, "guidance_scale / pose_scale must be finite");
+  /* written so that NaN fails too */
+  if (!(p.noise_correlation >= 0.0f && p.noise_correlation <= 1.0f))
+    return ae_error (err, "noise_correlation %g: must be in [0, 1] (1 = "
+        "every frame starts from the same noise, 0 = independent noise per "
+        "frame)", (double) p.noise_correlation);
   if (p.window > AE_AVATAR_MAX_WINDOW)
     return ae_error (err, "window %d: at most %d frames", p.window,
         AE_AVATAR_MAX_WINDOW);
@@ -303,6 +338,11 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
   s->ctx_batch = g_new (float, 2 * (size_t) W * s->tfs);
   s->mask = g_new (bool, 2 * (size_t) W);
   s->zero_tokens = g_new0 (float, s->tfs);
+  s->noise_a = sqrtf (p.noise_correlation);
+  s->noise_b = sqrtf (1.0f - p.noise_correlation);
+  s->noise_shared = g_new (float, s->fs);
+  s->step_shared = g_new (float, s->fs);
+  ae_noise_fill (p.seed, AE_NOISE_STREAM_INIT, -1, s->noise_shared, s->fs);
   s->carry = ae_fusion_carry_new (&s->layout, p.steps, s->fs, err);
   if (s->carry == NULL)
     goto fail;
@@ -339,6 +379,8 @@ ae_avatar_stream_free (AeAvatarStream * s)
   g_free (s->ctx_batch);
   g_free (s->mask);
   g_free (s->zero_tokens);
+  g_free (s->noise_shared);
+  g_free (s->step_shared);
   ae_avatar_reference_unref (s->ref);
   ae_avatar_model_unref (s->model);
   g_free (s);
@@ -360,6 +402,13 @@ size_t
 ae_avatar_stream_frame_floats (const AeAvatarStream * s)
 {
   return s->fs;
+}
+
+void
+ae_avatar_stream_initial_noise (const AeAvatarStream * s, int64_t frame,
+    float *out)
+{
+  mixed_noise (s, AE_NOISE_STREAM_INIT, frame, s->noise_shared, out);
 }
 
 const AeFusionLayout *
@@ -563,17 +612,21 @@ group_step_hook (void *user, int step, float *latents, size_t n,
 }
 
 /* LCM's fresh noise per step: a function of (seed, step, frame) so that
- * the copies of an overlap frame stay equal. */
+ * the copies of an overlap frame stay equal, correlated across frames as
+ * the initial noise is (shared field: index -1 of the step's stream). */
 static void
 group_noise (void *user, int step, float *noise, size_t n)
 {
   AeAvatarStream *s = user;
+  uint64_t stream = AE_NOISE_STREAM_STEP (step);
 
+  if (s->noise_a != 0.0f)
+    ae_noise_fill (s->p.seed, stream, -1, s->step_shared, s->fs);
   for (int i = 0; i < s->g_n; i++) {
     int64_t first = (s->g_first + i) * s->layout.stride;
     for (int j = 0; j < s->win_len[i]; j++)
-      ae_noise_fill (s->p.seed, AE_NOISE_STREAM_STEP (step), first + j,
-          noise + s->win_off[i] + (size_t) j * s->fs, s->fs);
+      mixed_noise (s, stream, first + j, s->step_shared,
+          noise + s->win_off[i] + (size_t) j * s->fs);
   }
 }
 
@@ -605,7 +658,7 @@ run_group (AeAvatarStream * s, int64_t first, int n_windows,
     s->win_ptrs[i] = s->lat + off;
     for (int j = 0; j < len; j++) {
       float *x = s->lat + off + (size_t) j * s->fs;
-      ae_noise_fill (s->p.seed, AE_NOISE_STREAM_INIT, f0 + j, x, s->fs);
+      ae_avatar_stream_initial_noise (s, f0 + j, x);
       if (s->init_ref != 0.0f) {
         const float *z_ref = ae_avatar_reference_latent (s->ref)->data;
         for (size_t e = 0; e < s->fs; e++)

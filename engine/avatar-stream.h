@@ -73,6 +73,13 @@ typedef struct {
                                  * uncond pass (ablation). Needs a
                                  * reference; ignored by a UNet of
                                  * in_channels = latent channels (on) */
+  float noise_correlation;      /* rho in [0, 1]: frame f's initial noise
+                                 * is sqrt(rho) shared + sqrt(1 - rho)
+                                 * own_f, shared one field for every frame
+                                 * (PYoCo's mixed noise prior): 1 = every
+                                 * frame starts from the same noise
+                                 * (steadiest), 0 = independent noise per
+                                 * frame; LCM's per-step noise likewise (1) */
   AeDevice device;              /* where the Denoising UNet runs: cpu
                                  * (default), vulkan (an error naming what
                                  * is missing without a device) or auto
@@ -132,6 +139,15 @@ AeAvatarDevice *ae_avatar_stream_device (const AeAvatarStream * s);
 /* Frames from a pose frame's arrival until it can leave latentfuse:
  * ae_fusion_latency_frames (L S + O - 1; -1 for lookahead all). */
 int64_t ae_avatar_stream_latency_frames (const AeAvatarStream * s);
+
+/* Frame f's initial noise as the stream draws it (fs floats into out):
+ * sqrt(rho) ae_noise_fill (seed, AE_NOISE_STREAM_INIT, -1) + sqrt(1 - rho)
+ * ae_noise_fill (seed, AE_NOISE_STREAM_INIT, f), rho = noise_correlation,
+ * in float; before the reference init and init_noise_sigma. A function of
+ * (seed, rho, f) only, whatever the window layout (what the render CLI
+ * saves as noise_init). */
+void ae_avatar_stream_initial_noise (const AeAvatarStream * s, int64_t frame,
+    float *out);
 
 /* Runtime changes (guidance-scale, pose-scale are controllable): they
  * apply from the next lookahead group on. */

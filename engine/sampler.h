@@ -53,8 +53,11 @@ void ae_guidance_combine (float *eps2, float guidance_scale, size_t n);
 
 /* Reproducible standard-normal noise, a pure function of (seed, stream,
  * index, position): a splitmix64 counter hash feeding Box-Muller. Frame f's
- * initial noise is stream AE_NOISE_STREAM_INIT, index f, so the frames two
- * overlapping windows share start from the same noise in both. */
+ * own initial noise is stream AE_NOISE_STREAM_INIT, index f; index -1
+ * (never a frame) is the field all frames share, which the avatar stream
+ * mixes in (noise correlation, avatar-stream.h). Neither depends on the
+ * window, so the frames two overlapping windows share start from the same
+ * noise in both. AE_NOISE_STREAM_STEP (step) uses the same indices. */
 #define AE_NOISE_STREAM_INIT 0
 #define AE_NOISE_STREAM_STEP(step) (1 + (uint64_t) (step))
 void ae_noise_fill (uint64_t seed, uint64_t stream, int64_t index,

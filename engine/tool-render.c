@@ -168,6 +168,13 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
       a->p.seed = g_ascii_strtoull (val, &end, 10);
       if (*val == '\0' || *end != '\0' || errno || val[0] == '-')
         return usage_error ("--seed: not an unsigned number '%s'", val);
+    } else if (strcmp (o, "--noise-correlation") == 0) {
+      if (parse_float (o, val, &a->p.noise_correlation) < 0)
+        return -1;
+      if (!(a->p.noise_correlation >= 0.0f &&
+              a->p.noise_correlation <= 1.0f))
+        return usage_error ("--noise-correlation: '%s' is not in 0..1",
+            val);
     } else if (strcmp (o, "--threads") == 0) {
       if (parse_long (o, val, 0, 1024, &v) < 0)
         return -1;
@@ -284,6 +291,7 @@ save_file (const RenderArgs * a, const Saved * sv, int64_t n, int C, int h,
   META ("temporal_attention", "%d", (int) a->p.temporal_attention);
   META ("reference_init", "%d", (int) a->p.reference_init);
   META ("reference_concat", "%d", (int) a->p.reference_concat);
+  META ("noise_correlation", "%.9g", a->p.noise_correlation);
 #undef META
   if (ae_st_writer_add_raw (wr, "latents", AE_DTYPE_F32, 4, lat,
           sv->latents->data, err) < 0 ||
@@ -507,8 +515,10 @@ render (RenderArgs * a, AeError * err)
             (guint) ((size_t) a->p.width * a->p.height * 3));
         g_array_append_vals (r.sv.hands, kp, AE_AVATAR_HAND_FLOATS);
         g_array_set_size (r.sv.noise, r.sv.noise->len + nf);
-        ae_noise_fill (a->p.seed, AE_NOISE_STREAM_INIT, n_in,
-            &g_array_index (r.sv.noise, float, r.sv.noise->len - nf), nf);
+        /* the noise the stream starts this frame from (noise correlation
+         * mixed in, before the reference init) */
+        ae_avatar_stream_initial_noise (r.stream, n_in,
+            &g_array_index (r.sv.noise, float, r.sv.noise->len - nf));
       }
       if (ae_avatar_stream_push_frame (r.stream, pose_rgb, a->p.width * 3,
               kp, err) < 0 || drain (&r, err) < 0)

@@ -23,6 +23,8 @@ int ae_tool_render (int argc, char **argv);
   "[--guidance G] [--pose-scale S]\n" \
   "      [--window W] [--overlap O] [--fusion progressive|uniform] " \
   "[--lookahead L] [--seed S] [--threads T]\n" \
+  "      [--noise-correlation R (0..1: 1 = the same initial noise for " \
+  "every frame, 0 = independent)]\n" \
   "      [--no-reference-attention] [--no-hand-tokens] " \
   "[--no-temporal-attention] [--no-reference-init]\n" \
   "      [--no-reference-concat] [--save-latents FILE.safetensors]\n" \

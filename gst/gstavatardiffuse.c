@@ -73,6 +73,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_avatar_diffuse_debug);
 #define DEFAULT_PROP_TEMPORAL_ATTENTION TRUE
 #define DEFAULT_PROP_REFERENCE_INIT TRUE
 #define DEFAULT_PROP_REFERENCE_CONCAT TRUE
+#define DEFAULT_PROP_NOISE_CORRELATION 1.0
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_PROGRESS_INTERVAL 1000
 #define DEFAULT_PROP_PROCESSING_LATENCY -1
@@ -101,6 +102,7 @@ enum
   PROP_TEMPORAL_ATTENTION,
   PROP_REFERENCE_INIT,
   PROP_REFERENCE_CONCAT,
+  PROP_NOISE_CORRELATION,
   PROP_QOS,
   PROP_PROGRESS_INTERVAL,
   PROP_PROCESSING_LATENCY,
@@ -135,6 +137,7 @@ struct _GstAvatarDiffuse
   GstAvatarDiffuseDevice device;
   gboolean reference_attention, hand_tokens, temporal_attention;
   gboolean reference_init, reference_concat;
+  gdouble noise_correlation;
   gboolean qos;
   gint progress_interval;
   gint64 processing_latency;
@@ -369,6 +372,7 @@ read_params (GstAvatarDiffuse * self, AeAvatarParams * p)
   p->temporal_attention = self->temporal_attention;
   p->reference_init = self->reference_init;
   p->reference_concat = self->reference_concat;
+  p->noise_correlation = (float) self->noise_correlation;
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -1291,6 +1295,9 @@ gst_avatar_diffuse_set_property (GObject * object, guint prop_id,
     case PROP_REFERENCE_CONCAT:
       self->reference_concat = g_value_get_boolean (value);
       break;
+    case PROP_NOISE_CORRELATION:
+      self->noise_correlation = g_value_get_double (value);
+      break;
     case PROP_QOS:
       self->qos = g_value_get_boolean (value);
       break;
@@ -1372,6 +1379,9 @@ gst_avatar_diffuse_get_property (GObject * object, guint prop_id,
       break;
     case PROP_REFERENCE_CONCAT:
       g_value_set_boolean (value, self->reference_concat);
+      break;
+    case PROP_NOISE_CORRELATION:
+      g_value_set_double (value, self->noise_correlation);
       break;
     case PROP_QOS:
       g_value_set_boolean (value, self->qos);
@@ -1565,6 +1575,16 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           "there (off: zeros as in the unconditional pass, ablation). "
           "Ignored by a model without it",
           DEFAULT_PROP_REFERENCE_CONCAT, ready));
+  g_object_class_install_property (gobject_class, PROP_NOISE_CORRELATION,
+      g_param_spec_double ("noise-correlation", "Noise correlation",
+          "How much initial noise consecutive frames share (PYoCo's mixed "
+          "noise prior): frame f starts from sqrt(r) x shared + sqrt(1 - r) "
+          "x its own noise, the shared field the same for every frame. 1 = "
+          "every frame starts from the same noise: steadiest video, the "
+          "least frame-to-frame flicker; 0 = independent noise per frame "
+          "(flickers without a trained temporal module); LCM's per-step "
+          "noise likewise", 0.0, 1.0, DEFAULT_PROP_NOISE_CORRELATION,
+          ready));
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
           "In a live pipeline, drop frames that arrive more than one window "
@@ -1644,6 +1664,7 @@ gst_avatar_diffuse_init (GstAvatarDiffuse * self)
   self->temporal_attention = DEFAULT_PROP_TEMPORAL_ATTENTION;
   self->reference_init = DEFAULT_PROP_REFERENCE_INIT;
   self->reference_concat = DEFAULT_PROP_REFERENCE_CONCAT;
+  self->noise_correlation = DEFAULT_PROP_NOISE_CORRELATION;
   self->qos = DEFAULT_PROP_QOS;
   self->progress_interval = DEFAULT_PROP_PROGRESS_INTERVAL;
   self->processing_latency = DEFAULT_PROP_PROCESSING_LATENCY;

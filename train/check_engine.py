@@ -139,6 +139,14 @@ def noise_fill(seed, stream, index, n):
     return out[:n].astype(np.float32)
 
 
+def initial_noise(seed, frames, fs, rho):
+    """The avatar stream's initial noise of frames 0..frames-1 (docs/avatar-pipeline.md):
+    sqrt(rho) * shared + sqrt(1 - rho) * own_f in float32, shared = index -1."""
+    a, b = np.sqrt(np.float32(rho)), np.sqrt(np.float32(1.0) - np.float32(rho))
+    shared = noise_fill(seed, 0, -1, fs)
+    return np.stack([a * shared + b * noise_fill(seed, 0, f, fs) for f in range(frames)])
+
+
 def _temporal_forward(self, x, ctx):
     """BasicTransformerBlock with all-frame attention: attn1 over the tokens of every
     frame of the batch at once, followed by the reference tokens when reading the bank
@@ -269,16 +277,18 @@ def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5)
     with open(poses, "w") as f:
         for fr in _pose_frames(frames, 256):
             f.write(json.dumps(fr) + "\n")
-    # the independent case also turns the reference init off; the temporal case keeps it on
-    for case, extra, temporal in (("independent", ["--no-temporal-attention", "--lookahead", "1",
-                                                   "--no-reference-init"], False),
-                                  ("temporal", ["--lookahead", "all"], True)):
+    # the independent case also turns the reference init off and draws each frame's noise on
+    # its own; the temporal case keeps the init on and mixes in a shared noise field
+    for case, extra, temporal, rho in (("independent", ["--no-temporal-attention", "--lookahead", "1",
+                                                        "--no-reference-init"], False, 0.0),
+                                       ("temporal", ["--lookahead", "all"], True, 0.6)):
         out = os.path.join(work, "render-" + case)
         lat = os.path.join(work, case + ".safetensors")
         cmd = [engine, "render", "--model", mdir, "--reference", ref_png, "--reference-pose",
                ref_json, "--poses", poses, "--out", out, "--size", "%dx%d" % (size, size),
                "--steps", str(steps), "--guidance", str(guidance), "--window", "4",
-               "--overlap", "2", "--seed", "11", "--threads", "2", "--save-latents", lat] + extra
+               "--overlap", "2", "--seed", "11", "--threads", "2", "--save-latents", lat,
+               "--noise-correlation", repr(rho)] + extra
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             print("FAIL pipeline %s: avatar-engine exited %d: %s"
@@ -297,7 +307,7 @@ def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5)
             print("%s reference resize vs PIL bilinear: max diff %d/255" % ("ok  " if d <= 1 else "FAIL", d))
             ok &= bool(d <= 1)
         fs = int(np.prod(saved["latents"].shape[1:]))
-        noise = np.stack([noise_fill(11, 0, f, fs) for f in range(n)]).reshape(saved["latents"].shape)
+        noise = initial_noise(11, n, fs, rho).reshape(saved["latents"].shape)
         d = float(np.abs(noise - saved["noise_init"].numpy()).max())
         print("%s noise_init numpy port vs engine: max diff %.3g" % ("ok  " if d <= 1e-6 else "FAIL", d))
         ok &= d <= 1e-6

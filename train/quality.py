@@ -17,6 +17,7 @@ and the seam error at window boundaries.  Variants (--variants, comma-separated)
   no-reference-init       the model with --no-reference-init (pure-noise start)
   no-reference-concat     the model with --no-reference-concat (zeros instead of the reference
                           latent at the UNet input); left out for a model without the concat
+  independent-noise       --noise-correlation 0: every frame starts from its own noise
   overlap-0               windows without overlap (the streaming ablation)
   uniform                 --fusion uniform (Make-Your-Anchor averaging)
   progressive             --fusion progressive (MimicMotion triangle weights)
@@ -60,12 +61,13 @@ VARIANTS = {
     "no-temporal-attention": ("model, no temporal attention", {}, ["--no-temporal-attention"]),
     "no-reference-init": ("model, no reference init", {}, ["--no-reference-init"]),
     "no-reference-concat": ("model, no reference concat", {}, ["--no-reference-concat"]),
+    "independent-noise": ("model, independent noise per frame", {"noise_correlation": 0.0}, []),
     "overlap-0": ("overlap 0 (no fusion)", {"overlap": 0}, []),
     "uniform": ("uniform fusion", {"fusion": "uniform"}, []),
     "progressive": ("progressive fusion", {"fusion": "progressive"}, []),
 }
 DEFAULT_VARIANTS = ("reference-copy,model,no-reference-attention,no-hand-tokens,no-reference-init,"
-                    "no-reference-concat,overlap-0,uniform,progressive")
+                    "no-reference-concat,independent-noise,overlap-0,uniform,progressive")
 FUSION_VARIANTS = ("overlap-0", "uniform", "progressive")
 MIN_REGION_GAIN_DB = 3.0   # model vs reference copy, face and hand PSNR
 MIN_MODULE_GAIN_DB = 0.1   # model vs model without a module
@@ -284,7 +286,7 @@ def variant_settings(a, name):
         return None
     s = {"steps": a.steps, "scheduler": a.scheduler, "guidance": a.guidance, "window": a.window,
          "overlap": a.overlap, "fusion": a.fusion, "lookahead": a.lookahead, "seed": a.seed,
-         "size": "%dx%d" % a.render_size, "flags": list(flags)}
+         "noise_correlation": a.noise_correlation, "size": "%dx%d" % a.render_size, "flags": list(flags)}
     s.update(over)
     return s
 
@@ -307,6 +309,7 @@ def engine_command(a, clip, settings, out_dir):
                  "--guidance", repr(settings["guidance"]), "--window", str(settings["window"]),
                  "--overlap", str(settings["overlap"]), "--fusion", settings["fusion"],
                  "--lookahead", str(settings["lookahead"]), "--seed", str(settings["seed"]),
+                 "--noise-correlation", repr(settings["noise_correlation"]),
                  "--threads", str(a.threads)]
     return cmd + settings["flags"]
 
@@ -517,6 +520,12 @@ def verdicts(S):
         ok = g > 0
         out.append(("Temporal attention lowers flicker: **%s** (%.3f vs %.3f without)."
                     % ("holds" if ok else "not yet", m["flicker"], nt["flicker"]), ok))
+    ind = S.get("independent-noise")
+    if m and ind:
+        ok = m["flicker"] < ind["flicker"]
+        out.append(("Correlated initial noise (`--noise-correlation`, Setup) lowers flicker: **%s** (%.3f vs "
+                    "%.3f with independent noise per frame)." % ("holds" if ok else "not yet", m["flicker"],
+                                                                 ind["flicker"]), ok))
     fus = [(v, S[v]) for v in FUSION_VARIANTS if v in S]
     if len(fus) >= 2 and all(s.get("seam_error") is not None and s.get("nonseam_error") is not None for _, s in fus):
         ex = {v: s["seam_error"] - s["nonseam_error"] for v, s in fus}
@@ -571,9 +580,9 @@ def write_report(a, path, ctx):
                 a.size[0], a.size[1], rel(a.data)))
     L.append("- Model: `%s` (files sha256 %s...)%s." % (rel(a.model), ctx["model_fp"][:12], ctx["training"]))
     L.append("- Engine: `avatar-engine render`, %d %s steps, guidance %g, window %d, overlap %d, %s fusion, "
-             "lookahead %d, seed %d, output %dx%d%s, %d threads, nice %d."
+             "lookahead %d, seed %d, noise correlation %g, output %dx%d%s, %d threads, nice %d."
              % (a.steps, a.scheduler.upper() if a.scheduler != "lcm" else "LCM", a.guidance, a.window,
-                a.overlap, a.fusion, a.lookahead, a.seed, a.render_size[0], a.render_size[1],
+                a.overlap, a.fusion, a.lookahead, a.seed, a.noise_correlation, a.render_size[0], a.render_size[1],
                 " (resized to the ground truth's size to measure)" if a.render_size != a.size else "",
                 a.threads, a.nice))
     L.append("- Machine: %s. Wall time: %s." % (ctx["machine"], ctx["walltime"]))
@@ -721,6 +730,8 @@ def main(argv=None):
                     help="fusion weights of the model variant")
     ap.add_argument("--lookahead", type=int, default=1, help="windows denoised in lockstep")
     ap.add_argument("--seed", type=int, default=0, help="noise seed")
+    ap.add_argument("--noise-correlation", type=float, default=1.0,
+                    help="share of the initial noise common to all frames (the engine's option)")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated, see above")
     ap.add_argument("--threads", type=int, default=2, help="engine threads per render")
     ap.add_argument("--jobs", type=int, default=1, help="renders at a time")

@@ -78,7 +78,7 @@ def reference_init(noise, z_ref, abar_t0):
 
 @torch.no_grad()
 def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, use_ref=True, use_hands=True,
-             ref_init=True, use_concat=True):
+             ref_init=True, use_concat=True, noise_correlation=1.0):
     """ref_img (3,H,W) [0,1]; pose_imgs (F,3,H,W) [0,1]; hand_kps (F,42,3) -> (F,3,H,W) [0,1]."""
     vae, unet = m["vae"], m["unet"]
     sf = vae.config["scaling_factor"]
@@ -92,7 +92,10 @@ def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, u
     ctx = m["hand_encoder"](hand_kps) if use_hands else torch.zeros(n, 42, unet.config["cross_attention_dim"])
     lat = pose_imgs.shape[-1] // 8
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, 4, lat, lat, generator=g)
+    # the engine's noise correlation (docs/avatar-pipeline.md): a field shared by all frames
+    shared = torch.randn(1, 4, lat, lat, generator=g)
+    own = torch.randn(n, 4, lat, lat, generator=g)
+    z = noise_correlation ** 0.5 * shared + (1 - noise_correlation) ** 0.5 * own
     ts = ddim_timesteps(cfg, steps)
     if ref_init:
         z = reference_init(z, z_ref, abar[ts[0]])
@@ -133,6 +136,8 @@ def main(argv=None):
     ap.add_argument("--no-reference-concat", action="store_true",
                     help="zeros instead of the reference latent at the UNet input (the engine's "
                          "--no-reference-concat)")
+    ap.add_argument("--noise-correlation", type=float, default=1.0,
+                    help="share of the initial noise common to all frames (the engine's option)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     m = load_model(a.model)
@@ -144,7 +149,8 @@ def main(argv=None):
     kps = torch.stack([dataset.hand_keypoints(poses[i]) for i in idx])
     ref = dataset.load_rgb(os.path.join(a.clip, "reference.png"), size)
     out = generate(m, ref, dataset.reference_keypoints(a.clip), pose, kps, a.steps, a.guidance,
-                   ref_init=not a.no_reference_init, use_concat=not a.no_reference_concat)
+                   ref_init=not a.no_reference_init, use_concat=not a.no_reference_concat,
+                   noise_correlation=a.noise_correlation)
     sheet = Image.new("RGB", (4 * size, len(idx) * size))
     for r in range(len(idx)):
         for c, t in enumerate((ref, pose[r], gt[r], out[r])):

@@ -12,6 +12,8 @@ OUT/NNNNN.png = ground truth degraded in known ways, so that the report's verdic
 - --no-temporal-attention adds a random brightness offset per frame (flicker);
 - --no-reference-init shifts every frame's colour by (+25, -15, +20) (a wrong background tint);
 - --no-reference-concat adds noise (sigma 12) to every pixel;
+- --noise-correlation R (default 1): a random brightness offset per frame, sigma 12 sqrt(1 - R)
+  (independent noise per frame flickers);
 - FAKE_QUALITY_BAD=1 in the environment: every frame is reference.png plus noise (a model
   that learnt nothing).
 
@@ -80,6 +82,7 @@ def main(argv):
             x += rng.normal(0.0, 12.0)
         if "--no-reference-init" in flags:
             x += np.array([25.0, -15.0, 20.0])
+        x += rng.normal(0.0, 12.0 * np.sqrt(1.0 - float(opts.get("--noise-correlation", 1.0))))
         if "--no-reference-concat" in flags:
             x += rng.normal(0.0, 12.0, x.shape)
         Image.fromarray(np.clip(np.round(x), 0, 255).astype(np.uint8)).save(os.path.join(out, "%05d.png" % n))

@@ -80,7 +80,7 @@ try:
           "held-out clips made by avatar-world")
     calls = lines(log)
     # 8 default variants, reference-copy needs no engine and model == progressive: 6 x 2 clips
-    check(len(calls) == 14, "14 distinct renders (model and progressive share one), got %d" % len(calls))
+    check(len(calls) == 16, "16 distinct renders (model and progressive share one), got %d" % len(calls))
     check(all("--poses" in c and "--reference-pose" in c and "--frames 6" in c and "--steps 1" in c for c in calls),
           "engine called with the render arguments")
     report = lines(os.path.join(tmp, "out", "quality.md"))
@@ -98,6 +98,7 @@ try:
     check("**holds**" in verdict(report, "Hand tokens show their gain"), "hand tokens show their gain")
     check("**holds**" in verdict(report, "The reference init shows its gain"), "reference init shows its gain")
     check("**holds**" in verdict(report, "The reference concat shows its gain"), "reference concat shows its gain")
+    check("**holds**" in verdict(report, "Correlated initial noise"), "correlated noise lowers flicker")
     check("**holds**" in verdict(report, "Uniform fusion has a smaller seam excess")
           and "**holds**" in verdict(report, "Progressive fusion has a smaller seam excess"),
           "the jump at window starts shows in overlap 0 only")
@@ -118,12 +119,12 @@ try:
 
     # a second run renders nothing and says the same
     rc, out = quality(tmp, env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 14, "second run: all renders come from the cache")
+    check(rc == 0 and len(lines(log)) == 16, "second run: all renders come from the cache")
     res2 = json.load(open(os.path.join(tmp, "cache", "results.json")))
     check(res2["summary"] == S, "second run: same numbers")
     # other steps: new renders for the engine variants only
     rc, out = quality(tmp, "--steps", "2", "--variants", "reference-copy,model", env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 16, "changed settings render again (2 more renders)")
+    check(rc == 0 and len(lines(log)) == 18, "changed settings render again (2 more renders)")
     log2 = os.path.join(tmp, "engine-plain.log")
     rc, out = quality(tmp, "--variants", "reference-copy,model,no-reference-concat", cache="cache-plain",
                       out="out-plain", model=model_copy(tmp, concat=False), env={"FAKE_QUALITY_LOG": log2})

@@ -1,12 +1,17 @@
 /* avatardiffuse: window layout and timestamps for stream lengths that are
  * and are not multiples of window - overlap, determinism, ablation
- * switches, lookahead, state cycles, renegotiation, latency, QoS, progress
- * messages, and errors for wrong caps, a missing or corrupt model or
- * reference and device=vulkan. The bundled model at 64x64, 1 step. */
+ * switches, noise-correlation and reference-concat (defaults, ranges, that
+ * they reach the engine), lookahead, state cycles, renegotiation,
+ * latency, QoS, progress messages, and errors for wrong caps, a missing or
+ * corrupt model or reference and device=vulkan. The bundled model at
+ * 64x64, 1 step. */
 #include "avatar-check.h"
 #include "gstavatarlatents.h"
 
 #include <math.h>
+
+#include "avatar-engine.h"
+#include "../../engine/avatar/widen-model.h"
 
 #define W 4
 #define O 1
@@ -223,6 +228,106 @@ GST_START_TEST (test_deterministic_and_switches)
   g_byte_array_unref (c);
   g_byte_array_unref (d);
   release_model ();
+}
+
+GST_END_TEST;
+
+/* noise-correlation: a double 0..1, default 1, clamped outside; 0
+ * (independent noise per frame) changes the latents, 1 is the default's. */
+GST_START_TEST (test_noise_correlation)
+{
+  GstElement *e = make_element ("avatardiffuse", NULL);
+  GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+      "noise-correlation");
+  GParamSpecDouble *pd;
+  GValue v = G_VALUE_INIT;
+  gdouble rho = -1.0;
+  GByteArray *a, *b, *c;
+
+  fail_unless (ps != NULL && G_IS_PARAM_SPEC_DOUBLE (ps));
+  pd = G_PARAM_SPEC_DOUBLE (ps);
+  fail_unless_equals_float (pd->default_value, 1.0);
+  fail_unless_equals_float (pd->minimum, 0.0);
+  fail_unless_equals_float (pd->maximum, 1.0);
+  fail_unless (ps->flags & G_PARAM_WRITABLE);
+  g_object_get (e, "noise-correlation", &rho, NULL);
+  fail_unless_equals_float (rho, 1.0);
+  g_object_set (e, "noise-correlation", 0.25, NULL);
+  g_object_get (e, "noise-correlation", &rho, NULL);
+  fail_unless_equals_float (rho, 0.25);
+  /* out of range: GObject clamps to the range */
+  g_value_init (&v, G_TYPE_DOUBLE);
+  g_value_set_double (&v, 1.5);
+  fail_unless (g_param_value_validate (ps, &v));
+  fail_unless_equals_float (g_value_get_double (&v), 1.0);
+  g_value_set_double (&v, -0.1);
+  fail_unless (g_param_value_validate (ps, &v));
+  fail_unless_equals_float (g_value_get_double (&v), 0.0);
+  g_value_unset (&v);
+  gst_object_unref (e);
+
+  keep_model ();
+  a = run_latents ("seed=7", 5);
+  b = run_latents ("seed=7 noise-correlation=0", 5);
+  c = run_latents ("seed=7 noise-correlation=1", 5);
+  fail_unless_equals_int (a->len, b->len);
+  fail_if (same_bytes (a, b), "noise-correlation=0 changed nothing");
+  fail_unless (same_bytes (a, c), "noise-correlation=1 is not the default");
+  g_byte_array_unref (a);
+  g_byte_array_unref (b);
+  g_byte_array_unref (c);
+  release_model ();
+}
+
+GST_END_TEST;
+
+/* reference-concat: a boolean, default TRUE, settable; it reaches the
+ * engine (on the bundled model widened to unet in_channels 8 it changes
+ * the latents) and the bundled model (in_channels 4) ignores it. */
+GST_START_TEST (test_reference_concat)
+{
+  GstElement *e = make_element ("avatardiffuse", NULL);
+  GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+      "reference-concat");
+  gboolean on = FALSE;
+  gchar *src = avatar_model_dir (), *dir8, *props;
+  AeError err;
+  GByteArray *a, *b;
+
+  fail_unless (ps != NULL && G_IS_PARAM_SPEC_BOOLEAN (ps));
+  fail_unless (G_PARAM_SPEC_BOOLEAN (ps)->default_value == TRUE);
+  fail_unless (ps->flags & G_PARAM_WRITABLE);
+  g_object_get (e, "reference-concat", &on, NULL);
+  fail_unless (on);
+  g_object_set (e, "reference-concat", FALSE, NULL);
+  g_object_get (e, "reference-concat", &on, NULL);
+  fail_if (on);
+  gst_object_unref (e);
+
+  keep_model ();
+  a = run_latents ("seed=7", 5);
+  b = run_latents ("seed=7 reference-concat=false", 5);
+  fail_unless (same_bytes (a, b), "in_channels 4: reference-concat=false "
+      "changed the latents");
+  g_byte_array_unref (a);
+  g_byte_array_unref (b);
+  release_model ();
+
+  dir8 = widen_model_new (src, 8, &err);
+  fail_unless (dir8 != NULL, "%s", err.msg);
+  props = g_strdup_printf ("seed=7 model=%s", dir8);
+  a = run_latents (props, 5);
+  g_free (props);
+  props = g_strdup_printf ("seed=7 model=%s reference-concat=false", dir8);
+  b = run_latents (props, 5);
+  g_free (props);
+  fail_unless_equals_int (a->len, b->len);
+  fail_if (same_bytes (a, b), "in_channels 8: reference-concat=false "
+      "changed nothing");
+  g_byte_array_unref (a);
+  g_byte_array_unref (b);
+  widen_model_remove (dir8);
+  g_free (src);
 }
 
 GST_END_TEST;
@@ -705,6 +810,8 @@ avatardiffuse_suite (void)
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_windows_and_timestamps);
   tcase_add_test (tc, test_deterministic_and_switches);
+  tcase_add_test (tc, test_noise_correlation);
+  tcase_add_test (tc, test_reference_concat);
   tcase_add_test (tc, test_lookahead);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_renegotiation);

@@ -8,12 +8,16 @@
  *     lookahead all equals a naive whole-clip lockstep written here;
  *     lookahead >= windows equals all; reference attention, hand tokens,
  *     temporal attention and the seed each change the output; usage
- *     errors (pop before the next group, push after finish);
+ *     errors (pop before the next group, push after finish); noise
+ *     correlation: the initial noise bit for bit at rho 0, 0.5, 1, bad rho
+ *     refused, the stream equal to naive_clip's mixed noise (DDIM, LCM),
+ *     the same per frame for window 4/2 and 6/0;
  *   blender: each frame once, in order, equal to the weighted blend;
  *     out-of-order windows refused;
  *   image: PNG round trip, resize of a constant image, same-size copy.
  * Usage: test_avatar MODEL_DIR [AVATAR_ENGINE_TOOL] (the tool: the render
- * subcommand on a 7-frame pose file). */
+ * subcommand on a 7-frame pose file, --noise-correlation saved and
+ * checked). */
 #include <math.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -135,6 +139,24 @@ max_diff (const float *a, const float *b, size_t n)
       m = d;
   }
   return m;
+}
+
+/* The contract's mixed noise of frame f, written out here: sqrtf (rho) x
+ * ae_noise_fill (seed, stream, -1) + sqrtf (1 - rho) x ae_noise_fill (seed,
+ * stream, f), elementwise in float (n floats into out). */
+static void
+mixed_noise_ref (uint64_t seed, uint64_t stream, float rho, int64_t f,
+    float *out, size_t n)
+{
+  float a = sqrtf (rho), b = sqrtf (1.0f - rho);
+  float *shared = g_new (float, n), *own = g_new (float, n);
+
+  ae_noise_fill (seed, stream, -1, shared, n);
+  ae_noise_fill (seed, stream, f, own, n);
+  for (size_t e = 0; e < n; e++)
+    out[e] = a * shared[e] + b * own[e];
+  g_free (shared);
+  g_free (own);
 }
 
 /* ---- model ----------------------------------------------------------------- */
@@ -498,7 +520,9 @@ typedef enum {
  * every window's prediction at every step, the per-frame weighted average
  * (cond and uncond separately), CFG, one scheduler step per frame; model
  * m with reference r (reference attention in the cond half). For a UNet
- * of in_channels 2 C the input is the concatenation `cv` describes. */
+ * of in_channels 2 C the input is the concatenation `cv` describes. The
+ * initial (and LCM's per-step) noise of frame f is mixed_noise_ref of
+ * p->noise_correlation. DDIM or LCM (Euler's reference init differs). */
 static float *
 naive_clip (AeAvatarModel * m, AeAvatarReference * r,
     const AeAvatarParams * p, int64_t N, ConcatVariant cv)
@@ -517,7 +541,7 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
   float *x = g_new (float, N * fs), *xin = g_new (float, N * fs);
   float *pf = g_new (float, N * pfs), *tk = g_new0 (float, 2 * N * tfs);
   float *eu = g_new (float, N * fs), *ec = g_new (float, N * fs);
-  float *ws = g_new (float, N);
+  float *ws = g_new (float, N), *noise = g_new (float, N * fs);
   float *bx = g_new (float, 2 * W * xfs), *bo = g_new (float, 2 * W * fs);
   float *br = g_new (float, 2 * W * pfs), *bc = g_new0 (float, 2 * W * tfs);
   bool mask[64];
@@ -541,11 +565,13 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
     out = ae_tensor_4d (pf + f * pfs, 1, c0, h, w);
     OK (ae_pose_guider_forward (g, &out, &img, &ar, &err));
     OK (ae_avatar_model_hand_tokens (m, kp, 1, tk + f * tfs, &err));
-    ae_noise_fill (p->seed, AE_NOISE_STREAM_INIT, f, x + f * fs, fs);
+    mixed_noise_ref (p->seed, AE_NOISE_STREAM_INIT, p->noise_correlation, f,
+        x + f * fs, fs);
     g_free (im);
   }
+  REQUIRE (p->scheduler != AE_SCHEDULER_EULER, "naive_clip: DDIM or LCM");
   OK (ae_scheduler_load_data (&sch, "sched", ae_avatar_model_scheduler_json
-          (m), "ddim", &err));
+          (m), ae_scheduler_type_name (p->scheduler), &err));
   OK (ae_scheduler_set_timesteps (sch, p->steps, &err));
   if (p->reference_init) {
     /* x_t0 = sqrt(abar_t0) z_ref + sqrt(1 - abar_t0) noise (DDIM) */
@@ -631,7 +657,11 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
         float uu = eu[f * fs + q] / ws[f], cc = ec[f * fs + q] / ws[f];
         eu[f * fs + q] = uu + p->guidance_scale * (cc - uu);
       }
-      ae_scheduler_step (sch, step, eu + f * fs, x + f * fs, NULL, NULL, fs);
+      if (ae_scheduler_step_needs_noise (sch, step))
+        mixed_noise_ref (p->seed, AE_NOISE_STREAM_STEP (step),
+            p->noise_correlation, f, noise + f * fs, fs);
+      ae_scheduler_step (sch, step, eu + f * fs, x + f * fs, noise + f * fs,
+          NULL, fs);
     }
   }
   ae_scheduler_free (sch);
@@ -642,6 +672,7 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
   g_free (eu);
   g_free (ec);
   g_free (ws);
+  g_free (noise);
   g_free (bx);
   g_free (bo);
   g_free (br);
@@ -797,19 +828,176 @@ test_schedulers (void)
 
 /* ---- reference concat (unet in_channels = 2 x latent channels) --------------- */
 
-/* Largest difference between the windows of a stream (run_clip_on, W 4,
- * O 2) and a whole-clip result (one latent per frame). */
+/* Largest difference between the windows of a stream (run_clip_on,
+ * window W, stride S) and a whole-clip result (one latent per frame). */
 static double
-windows_vs_clip (const float *wins, const int *lens, int nw, const float *clip)
+windows_vs_clip_ws (const float *wins, const int *lens, int nw,
+    const float *clip, int W, int S)
 {
   size_t fs = (size_t) 4 * 8 * 8;
   double worst = 0.0;
 
   for (int k = 0; k < nw; k++)
     for (int j = 0; j < lens[k]; j++)
-      worst = MAX (worst, max_diff (wins + ((size_t) k * 4 + j) * fs,
-              clip + (size_t) (k * 2 + j) * fs, fs));
+      worst = MAX (worst, max_diff (wins + ((size_t) k * W + j) * fs,
+              clip + (size_t) (k * S + j) * fs, fs));
   return worst;
+}
+
+/* windows_vs_clip_ws for W 4, O 2. */
+static double
+windows_vs_clip (const float *wins, const int *lens, int nw, const float *clip)
+{
+  return windows_vs_clip_ws (wins, lens, nw, clip, 4, 2);
+}
+
+/* Frame f's latent in the first window of a run_clip_on result holding
+ * it (window W, stride S). */
+static const float *
+frame_in_windows (const float *wins, const int *lens, int nw, int W, int S,
+    int64_t f)
+{
+  size_t fs = (size_t) 4 * 8 * 8;
+
+  for (int k = 0; k < nw; k++)
+    if ((int64_t) k * S <= f && f < (int64_t) k * S + lens[k])
+      return wins + ((size_t) k * W + (size_t) (f - (int64_t) k * S)) * fs;
+  REQUIRE (0, "frame %lld in no window", (long long) f);
+  return NULL;
+}
+
+/* Noise correlation (PYoCo's mixed noise prior): the stream's initial
+ * noise is exactly the per-frame ae_noise_fill at rho 0, the shared field
+ * (index -1) for every frame at rho 1 and a x shared + b x own at 0.5;
+ * rho outside [0, 1] or NaN is an error naming noise_correlation; the
+ * denoised stream equals naive_clip (which draws that noise itself) for
+ * rho 0, 0.5, 1 and with LCM's per-step noise; a frame's noise and, with
+ * frames independent (no temporal attention), its result are the same for
+ * window 4 / overlap 2 and window 6 / overlap 0. */
+static void
+test_noise_correlation (void)
+{
+  const float rhos[] = { 0.0f, 0.5f, 1.0f };
+  const float bad[] = { -0.1f, 1.5f, NAN };
+  const int64_t N = 8;
+  size_t fs = (size_t) 4 * 8 * 8;
+  float *got = g_new (float, fs), *want = g_new (float, fs);
+  float *own = g_new (float, fs), *shared = g_new (float, fs);
+  AeAvatarParams p;
+  AeAvatarStream *s;
+  AeError e;
+
+  base_params (&p);
+  ae_noise_fill (p.seed, AE_NOISE_STREAM_INIT, -1, shared, fs);
+  {
+    AeAvatarParams d;
+    ae_avatar_params_init (&d);
+    CHECK (d.noise_correlation == 1.0f, "default noise_correlation %g",
+        d.noise_correlation);
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (rhos); i++) {
+    double d_own = 0.0, d_shared = 0.0;
+    p.noise_correlation = rhos[i];
+    OK (ae_avatar_stream_new (&s, model, reference, &p, &err));
+    for (int64_t f = 0; f < 10; f++) {
+      ae_avatar_stream_initial_noise (s, f, got);
+      ae_noise_fill (p.seed, AE_NOISE_STREAM_INIT, f, own, fs);
+      if (rhos[i] == 0.0f)
+        memcpy (want, own, fs * sizeof (float));
+      else if (rhos[i] == 1.0f)
+        memcpy (want, shared, fs * sizeof (float));
+      else
+        mixed_noise_ref (p.seed, AE_NOISE_STREAM_INIT, rhos[i], f, want, fs);
+      CHECK (memcmp (got, want, fs * sizeof (float)) == 0,
+          "rho %g frame %lld: initial noise differs from the contract (max "
+          "diff %g)", rhos[i], (long long) f, max_diff (got, want, fs));
+      d_own = MAX (d_own, max_diff (got, own, fs));
+      d_shared = MAX (d_shared, max_diff (got, shared, fs));
+    }
+    /* so that the comparison above could not pass with the wrong end */
+    CHECK (rhos[i] == 0.0f ? d_shared > 0.1 : d_own > 0.1, "rho %g: noise "
+        "equals the wrong field", rhos[i]);
+    ae_avatar_stream_free (s);
+    printf ("ok   noise correlation %g: initial noise %s (bit for bit)\n",
+        rhos[i], rhos[i] == 0.0f ? "= per-frame ae_noise_fill" :
+        rhos[i] == 1.0f ? "= the shared field for every frame" :
+        "= sqrt(rho) shared + sqrt(1 - rho) own");
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (bad); i++) {
+    int rc;
+    p.noise_correlation = bad[i];
+    rc = ae_avatar_stream_new (&s, model, reference, &p, &e);
+    CHECK (rc == -1 && strstr (e.msg, "noise_correlation"),
+        "noise_correlation %g: %s", bad[i], rc ? e.msg : "accepted");
+    if (rc == 0)
+      ae_avatar_stream_free (s);
+  }
+  printf ("ok   noise correlation -0.1, 1.5, NaN: %s\n", e.msg);
+
+  /* the denoised stream starts from that noise (and LCM mixes its per-step
+   * noise alike): whole-clip lockstep vs naive_clip */
+  for (size_t i = 0; i < G_N_ELEMENTS (rhos) + 1; i++) {
+    bool lcm = i == G_N_ELEMENTS (rhos);
+    float *wins, *clip;
+    int lens[16], nw;
+    double d;
+    base_params (&p);
+    p.steps = lcm ? 3 : 2;
+    p.scheduler = lcm ? AE_SCHEDULER_LCM : AE_SCHEDULER_DDIM;
+    p.lookahead = 0;
+    p.temporal_attention = true;
+    p.noise_correlation = lcm ? 0.5f : rhos[i];
+    nw = run_clip (&p, N, &wins, lens);
+    clip = naive_clip (model, reference, &p, N, CONCAT_EXACT);
+    d = windows_vs_clip (wins, lens, nw, clip);
+    CHECK (d < 2e-4, "%s rho %g: stream vs naive whole clip: max diff %g",
+        ae_scheduler_type_name (p.scheduler), p.noise_correlation, d);
+    printf ("ok   %s, noise correlation %g: stream == naive whole clip with "
+        "the mixed noise (max diff %.2e)\n",
+        ae_scheduler_type_name (p.scheduler), p.noise_correlation, d);
+    g_free (wins);
+    g_free (clip);
+  }
+
+  /* window 4 / overlap 2 vs window 6 / overlap 0: the same noise per
+   * frame, and without temporal attention (frames independent) the same
+   * latents */
+  {
+    AeAvatarStream *s6;
+    float *w4, *w6;
+    int l4[16], l6[16], n4, n6;
+    double worst = 0.0;
+    base_params (&p);
+    p.noise_correlation = 0.5f;
+    p.lookahead = 0;
+    OK (ae_avatar_stream_new (&s, model, reference, &p, &err));
+    n4 = run_clip (&p, N, &w4, l4);
+    p.window = 6;
+    p.overlap = 0;
+    OK (ae_avatar_stream_new (&s6, model, reference, &p, &err));
+    n6 = run_clip (&p, N, &w6, l6);
+    REQUIRE (n4 == 3 && n6 == 2, "windows %d %d", n4, n6);
+    for (int64_t f = 0; f < N; f++) {
+      ae_avatar_stream_initial_noise (s, f, got);
+      ae_avatar_stream_initial_noise (s6, f, want);
+      CHECK (memcmp (got, want, fs * sizeof (float)) == 0, "frame %lld: "
+          "noise differs between window 4/2 and 6/0", (long long) f);
+      worst = MAX (worst, max_diff (frame_in_windows (w4, l4, n4, 4, 2, f),
+              frame_in_windows (w6, l6, n6, 6, 6, f), fs));
+    }
+    CHECK (worst < 1e-4, "window 4/2 vs 6/0, frames independent: max diff "
+        "%g", worst);
+    printf ("ok   window 4/2 and 6/0: same noise per frame, same latents "
+        "without temporal attention (max diff %.2e)\n", worst);
+    ae_avatar_stream_free (s);
+    ae_avatar_stream_free (s6);
+    g_free (w4);
+    g_free (w6);
+  }
+  g_free (got);
+  g_free (want);
+  g_free (own);
+  g_free (shared);
 }
 
 /* The embedded model widened to a UNet of in_channels 8 (widen-model.h):
@@ -1081,7 +1269,7 @@ test_tool (const char *tool)
     const char *argv[] = { tool, "render", "--model", model_dir, "--poses",
       poses, "--out", outdir, "--size", "64x64", "--steps", "2", "--window",
       "4", "--overlap", "1", "--threads", "2", "--save-latents", save,
-      "--seed", "3", NULL
+      "--seed", "3", "--noise-correlation", "0.25", NULL
     };
     rc = spawn (argv, &out, &eout);
   }
@@ -1115,7 +1303,31 @@ test_tool (const char *tool)
   CHECK (ti && ti->shape[0] == 7 && ti->shape[1] == 42, "saved hands");
   CHECK (ae_st_find (st, "noise_init") && ae_st_find (st, "reference") &&
       ae_st_find (st, "reference_hand_keypoints"), "saved inputs");
+  /* noise_init is the stream's mixed noise of --noise-correlation */
+  {
+    AeTensor t;
+    float want[4 * 8 * 8];
+    double d = 0.0;
+    OK (ae_st_get (st, "noise_init", 4, NULL, &t, &err));
+    REQUIRE (ae_tensor_numel (&t) == 7 * 4 * 8 * 8, "noise_init size");
+    for (int f = 0; f < 7; f++) {
+      mixed_noise_ref (3, AE_NOISE_STREAM_INIT, 0.25f, f, want, 4 * 8 * 8);
+      d = MAX (d, max_diff (t.data + (size_t) f * 4 * 8 * 8, want,
+              4 * 8 * 8));
+    }
+    CHECK (d == 0.0, "saved noise_init vs the mixed noise of rho 0.25: max "
+        "diff %g", d);
+  }
   ae_st_close (st);
+  {
+    char *file;
+    gsize len;
+    REQUIRE (g_file_get_contents (save, &file, &len, NULL) && len > 8, "%s",
+        save);
+    CHECK (strstr (file + 8, "\"noise_correlation\":\"0.25\""),
+        "%s: noise_correlation metadata", save);
+    g_free (file);
+  }
   g_free (out);
   g_free (eout);
   {
@@ -1125,6 +1337,16 @@ test_tool (const char *tool)
     rc = spawn (argv, &out, &eout);
     CHECK (rc == 2 && strstr (eout, "--window"), "bad flag: %d %s", rc,
         eout);
+    g_free (out);
+    g_free (eout);
+  }
+  for (int i = 0; i < 2; i++) {
+    const char *argv[] = { tool, "render", "--model", model_dir, "--poses",
+      poses, "--out", outdir, "--noise-correlation", i ? "nan" : "1.5", NULL
+    };
+    rc = spawn (argv, &out, &eout);
+    CHECK (rc == 2 && strstr (eout, "--noise-correlation"),
+        "--noise-correlation %s: %d %s", argv[9], rc, eout);
     g_free (out);
     g_free (eout);
   }
@@ -1287,6 +1509,7 @@ main (int argc, char **argv)
   test_lookahead_all ();
   test_schedulers ();
   test_reference_concat ();
+  test_noise_correlation ();
   if (argc > 2) {
     test_tool (argv[2]);
     test_tool_concat (argv[2]);
