@@ -21,6 +21,11 @@ Images are (H, W, 3) arrays (uint8 or float) on the 0..255 scale.  Definitions:
   window stopped, so d_b spans every change of the fusion weights there (b = kS alone for
   O = 0).  Seam error = mean of d_b over seam frames; the same mean over the other frames is
   the baseline it is compared with.
+- Paired seam excess of a layout V among several renders of the same clips: the mean over
+  clips and over V's seam frames b that some other render U has no seam at of
+  d_b(V) - mean over those U of d_b(U).  Each seam frame is compared with the same frame of
+  the same clip rendered without a seam there, so how fast the clip moves at its seams
+  (which the plain seam excess picks up) cancels out.
 """
 import math
 
@@ -277,3 +282,21 @@ def summarize(accs, window=None, overlap=None):
         r["seam_frames"] = len(seam_at)
         r["nonseam_error"] = mean_or_none(seam_other)
     return r
+
+
+def paired_seam_excess(d_by_variant, layouts):
+    """d_by_variant: {variant: [d list of each clip]} (the same clips in the same order);
+    layouts: {variant: (window, overlap)}.  Returns {variant: paired seam excess or None}
+    (module doc)."""
+    seams = {v: [set(seam_frames(len(d) + 1, *layouts[v])) for d in ds] for v, ds in d_by_variant.items()}
+    out = {}
+    for v, ds in d_by_variant.items():
+        diffs = []
+        for c, d in enumerate(ds):
+            for b in sorted(seams[v][c]):
+                base = [d_by_variant[u][c][b - 1] for u in d_by_variant
+                        if u != v and b not in seams[u][c] and 1 <= b <= len(d_by_variant[u][c])]
+                if base and 1 <= b <= len(d):
+                    diffs.append(d[b - 1] - float(np.mean(base)))
+        out[v] = mean_or_none(diffs)
+    return out

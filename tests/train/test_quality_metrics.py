@@ -155,6 +155,21 @@ for g in gts:
 r2 = metrics.summarize([smooth], W, 0)
 check(close(r2["seam_error"], 0.0, 1e-9), "no jump, no seam error")
 
+# --- paired seam excess: each layout's seam frames against a layout without a seam there.
+# d rises with the frame index (a clip that moves faster and faster): the plain seam excess
+# of a layout whose seams sit late is large although it adds nothing at its seams.
+n_pe = 48
+trend = [0.1 * t for t in range(1, n_pe)]
+d_a = [x + (5.0 if t in (16, 32) else 0.0) for t, x in zip(range(1, n_pe), trend)]       # jumps at its seams
+d_b = list(trend)                                                                      # seamless
+pe = metrics.paired_seam_excess({"a": [d_a], "b": [d_b]}, {"a": (16, 0), "b": (16, 4)})
+check(close(pe["a"], 5.0, 1e-9), "paired seam excess: a jump of 5 at the seams shows (%s)" % pe["a"])
+check(close(pe["b"], 0.0, 1e-9), "paired seam excess: no jump, none (%s), though seams sit where d is high" % pe["b"])
+at_b, other_b = metrics.seam_error(d_b, metrics.seam_frames(n_pe, 16, 4))
+check(at_b - other_b > 0.2, "the plain seam excess of the seamless layout is not 0 on the trend (%.2f)" % (at_b - other_b))
+pe = metrics.paired_seam_excess({"a": [d_a], "a2": [d_a]}, {"a": (16, 0), "a2": (16, 0)})
+check(pe["a"] is None, "paired seam excess: no other layout without a seam there gives None")
+
 # --- pooling over clips and round trip
 acc2 = metrics.ClipAccumulator.from_dict(acc.to_dict())
 check(acc2.to_dict() == acc.to_dict(), "accumulator round-trips through a dict")
