@@ -302,7 +302,8 @@ def write_sheet(sheet, path):
 
 
 def render_dirs(renders, clip):
-    """The complete pipeline render folders (clip_N/<run>/, one PNG per frame) of a clip."""
+    """The complete pipeline render folders (clip_N/<run>/, one PNG per frame) of a clip, not
+    the face-recapture outputs quality.py keeps beside them."""
     base = os.path.join(renders, os.path.basename(clip))
     if not os.path.isdir(base):
         return []
@@ -310,7 +311,8 @@ def render_dirs(renders, clip):
     for run in sorted(os.listdir(base)):
         d = os.path.join(base, run)
         files = sorted(f for f in os.listdir(d) if f.endswith(".png")) if os.path.isdir(d) else []
-        if not run.endswith(".tmp") and len(files) >= len(dataset.list_frames(clip)):
+        # face-KEY/ folders are quality.py's face-recapture outputs, already restored
+        if not run.endswith(".tmp") and not run.startswith("face-") and len(files) >= len(dataset.list_frames(clip)):
             out.append(d)
     return out
 

@@ -21,13 +21,20 @@ and the seam error at window boundaries.  Variants (--variants, comma-separated)
   overlap-0               windows without overlap (the streaming ablation)
   uniform                 --fusion uniform (Make-Your-Anchor averaging)
   progressive             --fusion progressive (MimicMotion triangle weights)
+  face-recapture          the "model" variant's frames through the facerecapture element (the
+                          product's chain avatardiffuse -> latentfuse -> facerecapture); needs
+                          --face-build and MODEL/face, else left out
 
 Variants with the same engine settings share one render ("model" and "progressive" under the
 default --fusion progressive).  Renders are cached under --cache, one folder per (clip, engine
 settings, model files, clip files): a second run renders only what is missing, and --no-render
 writes a report from the renders that exist.  The model is copied to CACHE/models/ first, so a
 re-export during a long run does not mix weights.  The engine binary is not part of the key: pass
---rerender after an engine change that alters its output.  Writes OUT/quality.md,
+--rerender after an engine change that alters its output.  The face-recapture variant runs
+`facerecapture` (through BUILD/tools/avatar-meta-launch, train/face_eval.py's Element) on the
+model render of each clip, with the clip's poses as the keypoint meta and its reference.png; its
+output is cached like a render (CACHE/renders/CLIP/face-KEY/, KEY = the model render's key, the
+face settings and the MODEL/face files).  Writes OUT/quality.md,
 OUT/quality-sheet.png (contact sheet), OUT/quality-seams.png (frame-difference error per frame
 of the streaming ablation) and CACHE/results.json.  The held-out clips are made with
 `avatar-world dataset --split heldout` when --data lacks them.
@@ -65,12 +72,15 @@ VARIANTS = {
     "overlap-0": ("overlap 0 (no fusion)", {"overlap": 0}, []),
     "uniform": ("uniform fusion", {"fusion": "uniform"}, []),
     "progressive": ("progressive fusion", {"fusion": "progressive"}, []),
+    # the model render of the same settings through facerecapture (FaceRender)
+    "face-recapture": ("model + face recapture", {}, []),
 }
 DEFAULT_VARIANTS = ("reference-copy,model,no-reference-attention,no-hand-tokens,no-reference-init,"
-                    "no-reference-concat,independent-noise,overlap-0,uniform,progressive")
+                    "no-reference-concat,independent-noise,overlap-0,uniform,progressive,face-recapture")
+FACE_VARIANT = "face-recapture"
 FUSION_VARIANTS = ("overlap-0", "uniform", "progressive")
 MIN_REGION_GAIN_DB = 3.0   # model vs reference copy, face and hand PSNR
-MIN_MODULE_GAIN_DB = 0.1   # model vs model without a module
+MIN_MODULE_GAIN_DB = 0.1   # model vs model without a module; face recapture vs model, face PSNR
 
 
 class QualityError(Exception):
@@ -102,21 +112,27 @@ def sha256_files(paths):
 MODEL_UNUSED = ("face",)
 
 
-def model_fingerprint(model):
+def folder_fingerprint(folder, skip=()):
+    """sha256 over the relative names and contents of every file under folder, leaving out the
+    top-level entries named in skip."""
     files = []
-    for root, dirs, names in os.walk(model):
-        if root == model:
-            dirs[:] = [d for d in dirs if d not in MODEL_UNUSED]
-            names = [n for n in names if n not in MODEL_UNUSED]
+    for root, dirs, names in os.walk(folder):
+        if root == folder:
+            dirs[:] = [d for d in dirs if d not in skip]
+            names = [n for n in names if n not in skip]
         dirs.sort()
         files.extend(os.path.join(root, n) for n in sorted(names))
     if not files:
-        raise QualityError("%s: model folder is empty or missing" % model)
+        raise QualityError("%s: model folder is empty or missing" % folder)
     h = hashlib.sha256()
     for p in files:
-        h.update(os.path.relpath(p, model).encode() + b"\0")
+        h.update(os.path.relpath(p, folder).encode() + b"\0")
         h.update(sha256_files([p]).encode())
     return h.hexdigest()
+
+
+def model_fingerprint(model):
+    return folder_fingerprint(model, MODEL_UNUSED)
 
 
 def snapshot_model(model, cache):
@@ -134,6 +150,30 @@ def snapshot_model(model, cache):
         shutil.rmtree(tmp)
     else:
         os.rename(tmp, dest)
+    return dest, fp
+
+
+def snapshot_face(model, model_run):
+    """The model folder facerecapture is given, CACHE/models/FP+face-FACEFP/: links to the
+    render snapshot model_run's entries (the element reads the VAE and the UNet config from
+    there) and a copy of MODEL/face, so a re-export during a run does not mix weights either.
+    Returns (path, fingerprint of the face folder)."""
+    face = os.path.join(model, "face")
+    tmp = model_run + "+face-incoming-%d" % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        shutil.copytree(face, os.path.join(tmp, "face"))
+    except (OSError, shutil.Error) as e:
+        raise QualityError("%s: cannot copy the face model folder: %s" % (face, e))
+    fp = folder_fingerprint(os.path.join(tmp, "face"))
+    dest = model_run + "+face-" + fp[:16]
+    if os.path.isdir(dest):
+        shutil.rmtree(tmp)
+        return dest, fp
+    for name in os.listdir(model_run):
+        os.symlink(os.path.join("..", os.path.basename(model_run), name), os.path.join(tmp, name))
+    os.rename(tmp, dest)
     return dest, fp
 
 
@@ -366,6 +406,54 @@ class Render:
         return wall
 
 
+def face_settings(a):
+    """What the face step's output depends on besides its input frames and the face model."""
+    return {"element": "facerecapture", "steps": a.face_steps,
+            "defaults": "strength 1, smoothing 0.5, seed 0, crop-size and min-confidence the model's"}
+
+
+class FaceRender(Render):
+    """A clip's model render (src) through facerecapture, cached in its own folder beside the
+    renders: CACHE/renders/CLIP/face-KEY/, KEY = the model render's key, the face settings and
+    the face model files (the build is not part of it, as the engine binary is not)."""
+
+    def __init__(self, a, src, face_fp):
+        self.clip = src.clip
+        self.src = src
+        self.settings = face_settings(a)
+        blob = json.dumps({"render": src.key, "face": self.settings, "face_model": face_fp},
+                          sort_keys=True)
+        self.key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        self.dir = os.path.join(a.cache, "renders", self.clip.name, "face-" + self.key)
+        self.info = None
+
+    def run(self, a):
+        import face_eval   # here, not at the top: it pulls in torch, which only this step needs
+        tmp = self.dir + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        work = os.path.join(tmp, "element")
+        os.makedirs(work)
+        try:
+            el = face_eval.Element(a.face_build, a.face_model, a.face_steps, a.threads, work)
+            frames = el(self.clip.path, self.src.dir, a.frames, True)
+        except (OSError, RuntimeError) as e:
+            raise QualityError("face recapture on %s (%s): %s" % (self.clip.name, self.src.dir, e))
+        wall = el.wall["with"]
+        shutil.rmtree(work)
+        for i, img in enumerate(frames):
+            Image.fromarray(img).save(os.path.join(tmp, "%05d.png" % i))
+        self.info = {"settings": self.settings, "clip": self.clip.name, "source": self.src.key,
+                     "wall_s": round(wall, 2), "threads": a.threads, "nice": a.nice,
+                     "build": os.path.abspath(a.face_build), "model": a.face_model,
+                     "date": datetime.datetime.now().isoformat(timespec="seconds")}
+        with open(os.path.join(tmp, "render.json"), "w") as f:
+            json.dump(self.info, f, indent=1)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.rename(tmp, self.dir)
+        return wall
+
+
 # ---------------------------------------------------------------------------------------------
 # measuring
 
@@ -514,6 +602,17 @@ def verdicts(S):
     nc = S.get("no-reference-concat")
     if m and nc:
         out.append(whole_frame_gain("The reference concat shows its gain", "it is", m, nc))
+    fr = S.get(FACE_VARIANT)
+    if m and fr:
+        if m["face_psnr"] is None or fr["face_psnr"] is None:
+            out.append(("Face recapture raises face-region PSNR: cannot tell (no face in the frames).", None))
+        else:
+            g = fr["face_psnr"] - m["face_psnr"]
+            ok = g >= MIN_MODULE_GAIN_DB
+            out.append(("Face recapture raises face-region PSNR (by at least %.1f dB over the model's frames it "
+                        "starts from): **%s** (%.2f vs %.2f dB without, %+.2f dB; whole-frame SSIM %.4f vs %.4f)."
+                        % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", fr["face_psnr"], m["face_psnr"], g,
+                           fr["ssim"], m["ssim"]), ok))
     nt = S.get("no-temporal-attention")
     if m and nt:
         g = nt["flicker"] - m["flicker"]
@@ -587,6 +686,13 @@ def write_report(a, path, ctx):
                 a.overlap, a.fusion, a.lookahead, a.seed, a.noise_correlation, a.render_size[0], a.render_size[1],
                 " (resized to the ground truth's size to measure)" if a.render_size != a.size else "",
                 a.threads, a.nice))
+    if FACE_VARIANT in S:
+        L.append("- Face recapture (row \"%s\"): the model variant's frames through `facerecapture` of `%s` "
+                 "(`tools/avatar-meta-launch` attaches the clip's poses.jsonl as the keypoint meta, reference = "
+                 "the clip's reference.png/.json), face model `%s/face` (files sha256 %s...), %d step%s, the "
+                 "element's defaults otherwise (strength 1, smoothing 0.5, seed 0)."
+                 % (VARIANTS[FACE_VARIANT][0], rel(a.face_build), rel(a.model), ctx["face_fp"][:12],
+                    a.face_steps, "" if a.face_steps == 1 else "s"))
     L.append("- Machine: %s. Wall time: %s." % (ctx["machine"], ctx["walltime"]))
     L.append("")
     L.append("## Results")
@@ -694,7 +800,9 @@ def write_report(a, path, ctx):
              "from what exists, `--rerender` renders again (after an engine change). Variants with equal "
              "settings share one render. Options: `--clips`, `--frames`, `--size`, `--steps`, `--scheduler`, "
              "`--guidance`, `--window`, `--overlap`, `--fusion`, `--lookahead`, `--seed`, `--variants`, "
-             "`--threads`, `--jobs`, `--nice` (`--help`). Long runs belong in the background: "
+             "`--threads`, `--jobs`, `--nice`, `--face-build`, `--face-steps` (`--help`); the face recapture "
+             "output is cached in `renders/CLIP/face-KEY/` (KEY = the model render's key, the face settings "
+             "and the face model files). Long runs belong in the background: "
              "`nohup nice -n 10 /usr/bin/python3 train/quality.py ... > quality.log 2>&1 &`." % rel(a.cache))
     L.append("")
     with open(path, "w") as f:
@@ -747,8 +855,13 @@ def main(argv=None):
     ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated, see above")
     ap.add_argument("--threads", type=int, default=2, help="engine threads per render")
     ap.add_argument("--jobs", type=int, default=1, help="renders at a time")
-    ap.add_argument("--nice", type=int, default=10, help="niceness added to the engine processes")
+    ap.add_argument("--nice", type=int, default=10, help="niceness added to the engine processes and the face step")
     ap.add_argument("--sheet-clips", type=int, default=4, help="rows of the contact sheet")
+    ap.add_argument("--face-build", metavar="BUILD",
+                    help="meson build folder with gst/ and tools/avatar-meta-launch: adds the face-recapture "
+                         "variant (the model's frames through facerecapture) when MODEL/face exists")
+    ap.add_argument("--face-steps", type=int, default=1,
+                    help="facerecapture steps (the element's default, docs/face-model.md)")
     ap.add_argument("--no-render", action="store_true", help="report from cached renders only")
     ap.add_argument("--rerender", action="store_true", help="render again even when cached")
     a = ap.parse_args(argv)
@@ -772,6 +885,39 @@ def model_has_concat(model):
         raise QualityError("%s/unet/config.json: %s" % (model, e))
 
 
+def face_missing(a):
+    """Why the face-recapture variant cannot be made (None when it can)."""
+    if not a.face_build:
+        return "no --face-build"
+    if not os.path.isdir(os.path.join(a.model, "face")):
+        return "%s has no face/ folder (the face model)" % a.model
+    return None
+
+
+def check_face_build(build):
+    for sub, what in (("tools/avatar-meta-launch", "the tool"), ("gst", "the plugin folder")):
+        p = os.path.join(build, sub)
+        if not (os.access(p, os.X_OK) if what == "the tool" else os.path.isdir(p)):
+            raise QualityError("%s: not built (%s of --face-build; ninja -C %s)" % (p, what, build))
+
+
+def run_face(a, todo):
+    """The face step on the model renders (done by then); returns its wall time."""
+    log("%d face recapture folders to do, facerecapture steps=%d, %s"
+        % (len(todo), a.face_steps, rel(a.face_build)))
+    if a.nice:
+        # face_eval.Element starts the element without a niceness: lower this process's (the
+        # tool inherits it); the engine renders are done by now
+        os.nice(a.nice)
+    wall = 0.0
+    for k, f in enumerate(todo):
+        w = f.run(a)
+        wall += w
+        log("face recapture %s %s (%d/%d): %.1f s, %.3f s per frame"
+            % (f.clip.name, f.key, k + 1, len(todo), w, w / a.frames))
+    return wall
+
+
 def run(a):
     t_start = time.time()
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
@@ -786,12 +932,22 @@ def run(a):
         raise QualityError("%s: model folder not found" % a.model)
     if "no-reference-concat" in variants and not model_has_concat(a.model):
         variants.remove("no-reference-concat")   # the engine would ignore the flag
+    if a.face_steps < 1:
+        raise QualityError("need --face-steps >= 1")
+    if FACE_VARIANT in variants and face_missing(a):
+        log("%s left out: %s" % (FACE_VARIANT, face_missing(a)))
+        variants.remove(FACE_VARIANT)
+    face = FACE_VARIANT in variants
+    if face and not a.no_render:
+        check_face_build(a.face_build)
     engine_bin = shlex.split(a.engine)[0]
     if not a.no_render and not os.path.exists(engine_bin):
         raise QualityError("%s: engine not found" % engine_bin)
     ensure_data(a)
     clips = [Clip(clip_dir(a.data, k), k, a.frames) for k in range(a.clips)]
     a.model_run, model_fp = snapshot_model(a.model, a.cache)
+    if face:
+        a.face_model, face_fp = snapshot_face(a.model, a.model_run)
     metrics_fp = sha256_files([os.path.abspath(metrics.__file__)])
     settings = {v: variant_settings(a, v) for v in variants}
 
@@ -803,11 +959,15 @@ def run(a):
             if settings[v] is not None:
                 r = Render(a, c, settings[v], model_fp)
                 of[(v, c.name)] = renders.setdefault(r.dir, r)
+        if face:   # the face variant's settings are the model's: of[] holds that render so far
+            of[(FACE_VARIANT, c.name)] = FaceRender(a, of[(FACE_VARIANT, c.name)], face_fp)
     todo = [r for r in renders.values() if a.rerender or not r.cached()]
+    faces = [of[(FACE_VARIANT, c.name)] for c in clips] if face else []
+    face_todo = [f for f in faces if a.rerender or not f.cached()]
     incomplete = []
-    rendered_wall = 0.0
+    rendered_wall = face_wall = 0.0
     if a.no_render:
-        incomplete = [c.name for c in clips if any(r.clip is c for r in todo)]
+        incomplete = [c.name for c in clips if any(r.clip is c for r in todo + face_todo)]
         clips = [c for c in clips if c.name not in incomplete]
         if not clips:
             raise QualityError("--no-render: no clip has all its renders in %s yet" % a.cache)
@@ -826,6 +986,8 @@ def run(a):
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
             for w in ex.map(one, todo):
                 rendered_wall += w
+    if face_todo and not a.no_render:
+        face_wall = run_face(a, face_todo)
 
     # measure
     per_clip, accs = {}, {}
@@ -860,13 +1022,21 @@ def run(a):
     used = [r for r in renders.values() if r.info and r.clip in clips]
     all_wall = sum(r.info["wall_s"] for r in used)
     per_variant_wall = {v: sum(of[(v, c.name)].info["wall_s"] for c in clips if of[(v, c.name)].info)
-                        for v in variants if settings[v]}
+                        for v in variants if settings[v] and v != FACE_VARIANT}
     n_done = len(used)
+    face_used = [f for f in faces if f.info and f.clip in clips]
+    face_all = sum(f.info["wall_s"] for f in face_used)
+    face_line = ("; the face recapture step (facerecapture, %d step%s) on %d of them took %.0f s of wall "
+                 "time, %.3f s per frame (element start-up and model load included)"
+                 % (a.face_steps, "" if a.face_steps == 1 else "s", len(face_used), face_all,
+                    face_all / max(1, len(face_used) * a.frames)) if face_used else "")
     walltime = ("%d distinct renders of %d frames took %.0f s of engine wall time in all, %.2f s per frame "
-                "(%s); this run rendered %d of them in %.0f s and took %.0f s in all"
+                "(%s)%s; this run rendered %d of them in %.0f s%s and took %.0f s in all"
                 % (n_done, a.frames, all_wall, all_wall / max(1, n_done * a.frames),
-                   ", ".join("%s %.0f s" % (v, w) for v, w in per_variant_wall.items()),
-                   0 if a.no_render else len(todo), rendered_wall, time.time() - t_start))
+                   ", ".join("%s %.0f s" % (v, w) for v, w in per_variant_wall.items()), face_line,
+                   0 if a.no_render else len(todo), rendered_wall,
+                   ", ran the face step on %d in %.0f s" % (len(face_todo), face_wall)
+                   if face_todo and not a.no_render else "", time.time() - t_start))
 
     os.makedirs(a.out, exist_ok=True)
     # figures
@@ -874,7 +1044,7 @@ def run(a):
             ("pose", lambda c, i: os.path.join(c.path, "pose", "%05d.png" % i)
              if os.path.exists(os.path.join(c.path, "pose", "%05d.png" % i)) else None),
             ("ground truth", lambda c, i: c.gt_path(i))]
-    for v in ("model", "no-reference-attention", "no-hand-tokens"):
+    for v in ("model", FACE_VARIANT, "no-reference-attention", "no-hand-tokens"):
         if v in variants and settings[v] and v in summary:
             def fn(c, i, v=v):
                 r = of[(v, c.name)]
@@ -902,12 +1072,14 @@ def run(a):
            "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
            "command": "/usr/bin/python3 " + " ".join(shlex.quote(x) for x in ["train/quality.py"] + a.argv),
            "machine": a.machine, "walltime": walltime, "incomplete": incomplete,
-           "sheet_columns": [c[0] for c in cols]}
+           "sheet_columns": [c[0] for c in cols], "face_fp": face_fp if face else None}
     write_report(a, os.path.join(a.out, "quality.md"), ctx)
     os.makedirs(a.cache, exist_ok=True)
     with open(os.path.join(a.cache, "results.json"), "w") as f:
         json.dump({"summary": summary, "per_clip": per_clip, "settings": settings,
                    "verdicts": [{"text": t, "holds": h} for t, h in verdicts(summary)],
+                   "face": {"settings": face_settings(a), "build": os.path.abspath(a.face_build),
+                            "face_model_sha256": face_fp, "wall_s": round(face_all, 2)} if face else None,
                    "walltime": walltime, "incomplete": incomplete}, f, indent=1)
     log("wrote %s (%s)" % (os.path.join(a.out, "quality.md"), walltime))
     return 0
