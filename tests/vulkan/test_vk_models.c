@@ -490,7 +490,9 @@ static int
 test_tool (const char *exe)
 {
   char *tmp = g_dir_make_tmp ("vk-tool-XXXXXX", NULL);
-  char *unet = model_dir ("unet"), *vae = model_dir ("vae");
+  /* the Reference UNet: the same architecture as unet/, whose input here
+   * is z_t alone (unet/ may take the reference concat, in_channels 8) */
+  char *unet = model_dir ("reference_unet"), *vae = model_dir ("vae");
   char *in = g_build_filename (tmp, "in.safetensors", NULL);
   char *lat = g_build_filename (tmp, "lat.safetensors", NULL);
   char *junk = g_build_filename (tmp, "junk.safetensors", NULL);

@@ -283,14 +283,15 @@ GST_END_TEST;
 
 /* reference-concat: a boolean, default TRUE, settable; it reaches the
  * engine (on the bundled model widened to unet in_channels 8 it changes
- * the latents) and the bundled model (in_channels 4) ignores it. */
+ * the latents) and a model without the concat (in_channels 4: the bundled
+ * one narrowed to its first 4 input channels) ignores it. */
 GST_START_TEST (test_reference_concat)
 {
   GstElement *e = make_element ("avatardiffuse", NULL);
   GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
       "reference-concat");
   gboolean on = FALSE;
-  gchar *src = avatar_model_dir (), *dir8, *props;
+  gchar *src = avatar_model_dir (), *dir4, *dir8, *props;
   AeError err;
   GByteArray *a, *b;
 
@@ -304,14 +305,19 @@ GST_START_TEST (test_reference_concat)
   fail_if (on);
   gst_object_unref (e);
 
-  keep_model ();
-  a = run_latents ("seed=7", 5);
-  b = run_latents ("seed=7 reference-concat=false", 5);
+  dir4 = widen_model_new (src, 4, &err);
+  fail_unless (dir4 != NULL, "%s", err.msg);
+  props = g_strdup_printf ("seed=7 model=%s", dir4);
+  a = run_latents (props, 5);
+  g_free (props);
+  props = g_strdup_printf ("seed=7 model=%s reference-concat=false", dir4);
+  b = run_latents (props, 5);
+  g_free (props);
   fail_unless (same_bytes (a, b), "in_channels 4: reference-concat=false "
       "changed the latents");
   g_byte_array_unref (a);
   g_byte_array_unref (b);
-  release_model ();
+  widen_model_remove (dir4);
 
   dir8 = widen_model_new (src, 8, &err);
   fail_unless (dir8 != NULL, "%s", err.msg);

@@ -3,11 +3,12 @@
  * e.g. 8 = [z_t, reference latent] (reference concat, SVD / MimicMotion
  * image conditioning; docs/model-format.md). Every part but unet/ is a
  * symlink to the original; unet/config.json says in_channels N and
- * conv_in.weight gets N - C extra input channels (C = the original's) of
- * seeded Gaussian values with the original kernel's standard deviation,
- * rounded to f16-exact values like an exported model's, so that the
- * concatenated channels move the output as much as z_t does. The first C
- * channels are the original ones. Needs test_util.h and avatar-engine.h
+ * conv_in.weight keeps the original's first min(N, C) input channels (C =
+ * the original's): N < C narrows a concat model to one without the concat,
+ * N > C adds N - C input channels of seeded Gaussian values with the
+ * original kernel's standard deviation, rounded to f16-exact values like an
+ * exported model's, so that the concatenated channels move the output as
+ * much as z_t does. Needs test_util.h and avatar-engine.h
  * (or safetensors.h + sampler.h) included before it. */
 #ifndef AE_TEST_WIDEN_MODEL_H
 #define AE_TEST_WIDEN_MODEL_H
@@ -118,9 +119,9 @@ widen_model_new (const char *model_dir, int in_channels, AeError * err)
   };
   char *dir = g_dir_make_tmp ("avatar-widened-XXXXXX", NULL);
   char *unet, *src_cfg, *dst_cfg, *src_w, *dst_w, *text = NULL, *edited;
-  const char *from = "\"in_channels\": 4";
+  const char *key = "\"in_channels\": ";
+  const char *at, *end;
   char want[64];
-  gchar **split;
   int ok;
 
   if (dir == NULL) {
@@ -150,14 +151,14 @@ widen_model_new (const char *model_dir, int in_channels, AeError * err)
       NULL);
   g_mkdir (unet, 0755);
   ok = g_file_get_contents (src_cfg, &text, NULL, NULL) &&
-      strstr (text, from) != NULL;
+      (at = strstr (text, key)) != NULL;
   if (!ok)
-    ae_error (err, "%s: no '%s'", src_cfg, from);
+    ae_error (err, "%s: no '%s'", src_cfg, key);
   if (ok) {
-    snprintf (want, sizeof want, "\"in_channels\": %d", in_channels);
-    split = g_strsplit (text, from, 2);
-    edited = g_strjoinv (want, split);
-    g_strfreev (split);
+    /* replace the number after the key, whatever it is */
+    for (end = at + strlen (key); *end >= '0' && *end <= '9'; end++);
+    snprintf (want, sizeof want, "%s%d", key, in_channels);
+    edited = g_strdup_printf ("%.*s%s%s", (int) (at - text), text, want, end);
     ok = g_file_set_contents (dst_cfg, edited, -1, NULL);
     g_free (edited);
     if (!ok)
