@@ -563,6 +563,18 @@ def whole_frame_gain(title, on, m, off, extra=""):
                m["ssim"], off["ssim"], gs, extra), ok)
 
 
+def region_gain(title, region, rule, on, off, extra=""):
+    """(text, holds) of a module's verdict on one region's PSNR: up by MIN_MODULE_GAIN_DB with
+    the module on (on) than off."""
+    key = region + "_psnr"
+    if on[key] is None or off[key] is None:
+        return ("%s: cannot tell (no %s in the frames)." % (title, region), None)
+    g = on[key] - off[key]
+    ok = g >= MIN_MODULE_GAIN_DB
+    return ("%s (%s): **%s** (%.2f vs %.2f dB without, %+.2f dB%s)."
+            % (title, rule, "holds" if ok else "not yet", on[key], off[key], g, extra), ok)
+
+
 def verdicts(S):
     """Plain statements (text, holds: True/False/None) of the issue's requirements."""
     out = []
@@ -588,14 +600,8 @@ def verdicts(S):
                                                               fmt(nr["face_psnr"], " dB"))))
     nh = S.get("no-hand-tokens")
     if m and nh:
-        if m["hand_psnr"] is None or nh["hand_psnr"] is None:
-            out.append(("Hand tokens show their gain: cannot tell (no hand in the frames).", None))
-        else:
-            g = m["hand_psnr"] - nh["hand_psnr"]
-            ok = g >= MIN_MODULE_GAIN_DB
-            out.append(("Hand tokens show their gain (hand-region PSNR up by at least %.1f dB when they "
-                        "are on): **%s** (%.2f vs %.2f dB without, %+.2f dB)."
-                        % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", m["hand_psnr"], nh["hand_psnr"], g), ok))
+        out.append(region_gain("Hand tokens show their gain", "hand", "hand-region PSNR up by at least %.1f dB "
+                               "when they are on" % MIN_MODULE_GAIN_DB, m, nh))
     ni = S.get("no-reference-init")
     if m and ni:
         out.append(whole_frame_gain("The reference init shows its gain", "it is", m, ni))
@@ -604,15 +610,9 @@ def verdicts(S):
         out.append(whole_frame_gain("The reference concat shows its gain", "it is", m, nc))
     fr = S.get(FACE_VARIANT)
     if m and fr:
-        if m["face_psnr"] is None or fr["face_psnr"] is None:
-            out.append(("Face recapture raises face-region PSNR: cannot tell (no face in the frames).", None))
-        else:
-            g = fr["face_psnr"] - m["face_psnr"]
-            ok = g >= MIN_MODULE_GAIN_DB
-            out.append(("Face recapture raises face-region PSNR (by at least %.1f dB over the model's frames it "
-                        "starts from): **%s** (%.2f vs %.2f dB without, %+.2f dB; whole-frame SSIM %.4f vs %.4f)."
-                        % (MIN_MODULE_GAIN_DB, "holds" if ok else "not yet", fr["face_psnr"], m["face_psnr"], g,
-                           fr["ssim"], m["ssim"]), ok))
+        out.append(region_gain("Face recapture raises face-region PSNR", "face", "by at least %.1f dB over the "
+                               "model's frames it starts from" % MIN_MODULE_GAIN_DB, fr, m,
+                               "; whole-frame SSIM %.4f vs %.4f" % (fr["ssim"], m["ssim"])))
     nt = S.get("no-temporal-attention")
     if m and nt:
         g = nt["flicker"] - m["flicker"]
