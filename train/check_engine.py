@@ -192,6 +192,7 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
     bank = models.ReferenceBank(m["reference_unet"], unet)
     z_ref = vae.encode(ref_img * 2 - 1)[0] * sf
     bank.write(z_ref, m["hand_encoder"](ref_kp[None]))
+    no_ref = torch.zeros_like(z_ref)   # the unconditional pass's concat channels
     if ref_init:
         z = sample.reference_init(z, z_ref, abar[sample.ddim_timesteps(cfg, steps)[0]])
     pose = m["pose_guider"](pose_imgs)
@@ -203,7 +204,7 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
         if not temporal:
             keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
             bank.set_read(True, keep)
-            zin = torch.cat([sample.unet_input(unet, z, torch.zeros_like(z_ref)), sample.unet_input(unet, z, z_ref)])
+            zin = torch.cat([sample.unet_input(unet, z, no_ref), sample.unet_input(unet, z, z_ref)])
             e = unet(zin, t, torch.cat([zero, ctx]), torch.cat([pose, pose]))
             eu, ec = e[:n], e[n:]
         else:
@@ -214,7 +215,7 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
                 w = torch.tensor([_triangle(j, window) for j in range(sl.stop - f0)])
                 bank.set_read(False)
                 _set_temporal(unet, True, with_ref=False)
-                u = unet(sample.unet_input(unet, z[sl], torch.zeros_like(z_ref)), t, zero[sl], pose[sl])
+                u = unet(sample.unet_input(unet, z[sl], no_ref), t, zero[sl], pose[sl])
                 bank.set_read(True)
                 _set_temporal(unet, True, with_ref=True)
                 c = unet(sample.unet_input(unet, z[sl], z_ref), t, ctx[sl], pose[sl])

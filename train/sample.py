@@ -100,10 +100,11 @@ def generate(m, ref_img, ref_kp, pose_imgs, hand_kps, steps, guidance, seed=0, u
     if ref_init:
         z = reference_init(z, z_ref, abar[ts[0]])
     keep = torch.cat([torch.zeros(n, dtype=torch.bool), torch.full((n,), use_ref)])
-    c_cond = z_ref if use_concat else torch.zeros_like(z_ref)
+    c_uncond = torch.zeros_like(z_ref)
+    c_cond = z_ref if use_concat else c_uncond
     for i, t in enumerate(ts):
         bank.set_read(True, keep)
-        zin = torch.cat([unet_input(unet, z, torch.zeros_like(z_ref)), unet_input(unet, z, c_cond)])
+        zin = torch.cat([unet_input(unet, z, c_uncond), unet_input(unet, z, c_cond)])
         eps2 = unet(zin, t, torch.cat([torch.zeros_like(ctx), ctx]), torch.cat([pose, pose]))
         eu, ec = eps2[:n], eps2[n:]
         eps = eu + guidance * (ec - eu)
