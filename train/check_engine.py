@@ -70,8 +70,7 @@ def random_model(out, concat=False):
     torch.manual_seed(0)
     uck = {"configs": {"unet": unet_cfg, "pose_guider": pose_cfg, "hand_encoder": hand_cfg},
            "scaling_factor": 0.5}
-    for key, m in zip(("unet", "reference_unet", "pose_guider", "hand_encoder"),
-                      train_unet.build(unet_cfg, pose_cfg, hand_cfg)):
+    for key, m in zip(train_unet.MODULE_KEYS, train_unet.build(unet_cfg, pose_cfg, hand_cfg)):
         with torch.no_grad():
             for p in m.parameters():
                 p.add_(0.05 * torch.randn_like(p))

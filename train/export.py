@@ -2,12 +2,13 @@
 """Export trained checkpoints to the diffusers-layout folder the engine loads.
 
   /usr/bin/python3 train/export.py --vae-run train/runs/vae --unet-run train/runs/unet \
-      --out models/avatar-default [--references DIR --num-references 4]
+      --out models/avatar-default [--references DIR --num-references 4] [--weights ema|last]
 
 Writes OUT/{vae,unet,reference_unet,pose_guider,hand_encoder}/config.json +
 diffusion_pytorch_model.safetensors (F16) and OUT/scheduler_config.json; with
 --references, copies reference identities (clip_*/reference.png + reference.json) to
-OUT/references/.  Every folder is read back and checked against the f16-rounded model.
+OUT/references/.  The UNet run's weight average (train_unet.py --ema-decay) is written
+when the checkpoint has one, unless --weights last.  Every folder is read back and checked against the f16-rounded model.
 """
 import argparse
 import json
@@ -49,10 +50,22 @@ def round_f16(module):
     return module.eval()
 
 
-def export(vck, uck, out, log=print):
+def unet_weights(uck, which, log=print):
+    """The UNet run's state dicts to export: its weight EMA or its last step's."""
+    ema = uck.get("weight_ema")
+    if which == "ema" and ema is not None:
+        log("unet run: weight EMA (decay %g, %d updates)" % (ema["decay"], ema["updates"]))
+        return ema, "ema"
+    if which == "ema":
+        log("unet run: no weight EMA in the checkpoint, the last step's weights")
+    return uck, "last"
+
+
+def export(vck, uck, out, log=print, weights="ema"):
     vae_cfg = dict(vck["config"], scaling_factor=float(uck["scaling_factor"]))
     vae = models.AutoencoderKL(vae_cfg)
     vae.load_state_dict(vck["vae"])
+    states, which = unet_weights(uck, weights, log)
     mods = {}
     for key, cls in (("unet", models.UNet2DConditionModel), ("reference_unet", models.UNet2DConditionModel),
                      ("pose_guider", models.PoseGuider), ("hand_encoder", models.HandEncoder)):
@@ -60,7 +73,7 @@ def export(vck, uck, out, log=print):
         if key == "reference_unet":
             cfg = models.reference_unet_config(cfg)
         m = cls(cfg)
-        m.load_state_dict(uck[key])
+        m.load_state_dict(states[key])
         mods[key] = (m, cfg)
     mods["vae"] = (vae, vae_cfg)
     total = 0
@@ -69,8 +82,8 @@ def export(vck, uck, out, log=print):
         total += os.path.getsize(os.path.join(out, key, WEIGHTS))
         round_f16(m)
     common.write_json(os.path.join(out, "scheduler_config.json"), config.SCHEDULER)
-    log("exported to %s: %.1f MB of f16 weights" % (out, total / 1e6))
-    return {k: v[0] for k, v in mods.items()}
+    log("exported to %s: %.1f MB of f16 weights (%s UNet weights)" % (out, total / 1e6, which))
+    return {k: v[0] for k, v in mods.items()}, which
 
 
 @torch.no_grad()
@@ -122,19 +135,22 @@ def main(argv=None):
     ap.add_argument("--references", help="dataset folder whose clip_*/reference.* to bundle")
     ap.add_argument("--num-references", type=int, default=4)
     ap.add_argument("--size", type=int, default=config.IMAGE_SIZE)
+    ap.add_argument("--weights", choices=("ema", "last"), default="ema",
+                    help="the UNet run's weight average (when it has one) or its last step")
     a = ap.parse_args(argv)
     vck = common.load_checkpoint(a.vae_run)
     uck = common.load_checkpoint(a.unet_run)
     if vck is None or uck is None:
         print("error: checkpoint.pt missing in %s or %s" % (a.vae_run, a.unet_run))
         return 1
-    mods = export(vck, uck, a.out)
+    mods, which = export(vck, uck, a.out, weights=a.weights)
     if a.references:
         copy_references(a.references, a.out, a.num_references)
     common.write_json(os.path.join(a.out, "training.json"),
                       {"vae_steps": vck["step"], "vae_wall_s": round(vck["wall"]),
                        "unet_steps": uck["step"], "unet_wall_s": round(uck["wall"]),
-                       "unet_ema_loss": uck.get("ema_loss")})
+                       "unet_ema_loss": uck.get("ema_loss"),
+                       "unet_weights": which})
     ok = verify(a.out, mods, a.size)
     print("export verified" if ok else "export verification FAILED")
     return 0 if ok else 1

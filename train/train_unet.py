@@ -14,6 +14,9 @@ Per step (DESIGN.md section 2; MimicMotion, AnimateAnyone, ShowMaker):
             Stable Video Diffusion's image conditioning, as in MimicMotion)
   loss = mean(w * s_t * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1,
          s_t = min(SNR_t, --min-snr-gamma) / SNR_t (Min-SNR weighting; 1 when the option is 0)
+The weights are also averaged (EMA, decay min(--ema-decay, (1 + n) / (10 + n)) after n updates,
+as diffusers' EMAModel): export.py writes the averaged weights, which sample with less noise
+than the last step's.
 Condition dropout: with p --drop-ref a sample loses reference attention, hand tokens (zero
 tokens) and the concatenated reference latent (zeros) = the CFG unconditional pass; else each of
 the three is dropped alone with p --drop-module, so that every ablation of the quality report
@@ -21,6 +24,7 @@ the three is dropped alone with p --drop-module, so that every ablation of the q
 zeroed.
 """
 import argparse
+import copy
 import os
 import sys
 import time
@@ -156,6 +160,36 @@ def widen_adam_state(opt_state, index, shape):
             st[k] = models.widen_conv_in({"conv_in.weight": st[k]}, shape[1])["conv_in.weight"]
 
 
+MODULE_KEYS = ("unet", "reference_unet", "pose_guider", "hand_encoder")
+
+
+class WeightEMA:
+    """Exponential moving average of the trainable weights of `mods` (the modules' float
+    copies; n = updates so far)."""
+
+    def __init__(self, mods, decay, state=None):
+        self.decay = decay
+        self.mods = copy.deepcopy(mods)
+        self.n = 0
+        if state is not None:
+            for m, k in zip(self.mods, MODULE_KEYS):
+                m.load_state_dict(state[k])
+            self.n = state["updates"]
+
+    @torch.no_grad()
+    def update(self, mods):
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        for em, m in zip(self.mods, mods):
+            for pe, p in zip(em.parameters(), m.parameters()):
+                pe.mul_(d).add_(p.detach(), alpha=1 - d)
+        self.n += 1
+
+    def state(self):
+        st = {k: m.state_dict() for m, k in zip(self.mods, MODULE_KEYS)}
+        st.update(updates=self.n, decay=self.decay)
+        return st
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -185,6 +219,8 @@ def main(argv=None):
     ap.add_argument("--new-latents", action="store_true",
                     help="the VAE changed: encode the latents again (RUN/latents.pt is replaced) and "
                          "measure a new scaling_factor instead of keeping the resumed run's")
+    ap.add_argument("--ema-decay", type=float, default=0.999,
+                    help="decay of the weight average export.py writes (0 = none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="small configs for tests")
     a = ap.parse_args(argv)
@@ -213,7 +249,7 @@ def main(argv=None):
     step, wall = 0, 0.0
     if ck is not None:
         ck["unet"] = models.widen_conv_in(ck["unet"], unet_cfg["in_channels"])
-        for m, k in zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder")):
+        for m, k in zip(mods, MODULE_KEYS):
             m.load_state_dict(ck[k])
         if "opt" in ck:
             w = mods[0].conv_in.weight
@@ -223,6 +259,14 @@ def main(argv=None):
             log("optimizer state not in the checkpoint (seeded by import_model.py): AdamW restarts")
         step, wall = ck["step"], ck["wall"]
         log("resumed from step %d (%.0f s)" % (step, wall))
+    weight_ema = None
+    if a.ema_decay > 0:
+        ema_state = ck.get("weight_ema") if ck is not None else None
+        if ema_state is not None:
+            ema_state["unet"] = models.widen_conv_in(ema_state["unet"], unet_cfg["in_channels"])
+        else:
+            log("weight EMA (decay %g) starts from the current weights" % a.ema_decay)
+        weight_ema = WeightEMA(mods, a.ema_decay, ema_state)
 
     vck = common.load_checkpoint(a.vae_run)
     if vck is None:
@@ -254,6 +298,8 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if weight_ema is not None:
+            weight_ema.update(mods)
         step += 1
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         now = time.time()
@@ -264,9 +310,9 @@ def main(argv=None):
         if now - last_ck > a.checkpoint_minutes * 60 or step == a.steps:
             wall += now - last_ck
             last_ck = now
-            state = {k: m.state_dict() for m, k in
-                     zip(mods, ("unet", "reference_unet", "pose_guider", "hand_encoder"))}
+            state = {k: m.state_dict() for m, k in zip(mods, MODULE_KEYS)}
             state.update(opt=opt.state_dict(), step=step, wall=wall, args=vars(a),
+                         weight_ema=weight_ema.state() if weight_ema is not None else None,
                          configs={"unet": unet_cfg, "pose_guider": pose_cfg, "hand_encoder": hand_cfg},
                          scaling_factor=cache["scaling_factor"], ema_loss=ema)
             common.save_checkpoint(a.run, state)

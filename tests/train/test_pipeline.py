@@ -87,10 +87,24 @@ with tempfile.TemporaryDirectory() as d:
     check(uck["configs"]["unet"]["in_channels"] == 8 and uck["unet"]["conv_in.weight"].shape[1] == 8
           and uck["reference_unet"]["conv_in.weight"].shape[1] == 4,
           "reference concat: unet conv_in takes 8 channels, the reference unet 4")
+    ema = uck["weight_ema"]
+    check(ema is not None and ema["updates"] == 7 and ema["unet"]["conv_in.weight"].shape[1] == 8,
+          "weight EMA resumed through every run (7 updates, widened with the UNet)")
+    check(not torch.equal(ema["unet"]["conv_in.weight"], uck["unet"]["conv_in.weight"]),
+          "the weight EMA differs from the last step's weights")
 
     rc = export.main(["--vae-run", vrun, "--unet-run", urun, "--out", out, "--size", "64",
                       "--references", data, "--num-references", "1"])
     check(rc == 0, "export + read-back verification")
+    check(json.load(open(os.path.join(out, "training.json")))["unet_weights"] == "ema", "training.json: EMA weights")
+    w = st.load(os.path.join(out, "unet", "diffusion_pytorch_model.safetensors"))
+    check(torch.equal(w["conv_in.weight"], ema["unet"]["conv_in.weight"].half()), "export writes the EMA weights")
+    last = os.path.join(d, "export-last")
+    check(export.main(["--vae-run", vrun, "--unet-run", urun, "--out", last, "--size", "64",
+                       "--weights", "last"]) == 0, "export --weights last")
+    w = st.load(os.path.join(last, "unet", "diffusion_pytorch_model.safetensors"))
+    check(torch.equal(w["conv_in.weight"], uck["unet"]["conv_in.weight"].half()),
+          "export --weights last writes the last step's weights")
     for sub in ("vae", "unet", "reference_unet", "pose_guider", "hand_encoder"):
         w = st.load(os.path.join(out, sub, "diffusion_pytorch_model.safetensors"))
         check(all(v.dtype == torch.float16 for v in w.values()), "%s weights are F16" % sub)
@@ -132,6 +146,20 @@ class _Drop:
     def __init__(self, ref, module, pose):
         self.drop_ref, self.drop_module, self.drop_pose = ref, module, pose
 
+
+# WeightEMA: decay min(d, (1 + n) / (10 + n)): 0.1 at the first update, then 2/11
+lin = torch.nn.Linear(2, 1)
+wema = train_unet.WeightEMA([lin], 0.999)
+w0 = lin.weight.detach().clone()
+with torch.no_grad():
+    lin.weight.add_(1.0)
+wema.update([lin])
+check(torch.allclose(wema.mods[0].weight, 0.1 * w0 + 0.9 * (w0 + 1)), "weight EMA: first update, decay 0.1")
+wema.update([lin])
+check(torch.allclose(wema.mods[0].weight, (2 / 11) * (0.1 * w0 + 0.9 * (w0 + 1)) + (9 / 11) * (w0 + 1)),
+      "weight EMA: second update, decay 2/11")
+check(wema.state()["updates"] == 2 and train_unet.WeightEMA([lin], 0.5, {"unet": lin.state_dict(), "updates": 2}).n == 2,
+      "weight EMA state carries the update count")
 
 keeps = train_unet.condition_keeps(64, _Drop(0.0, 0.0, 0.0))
 check(all(bool(k.all()) for k in keeps), "no dropout keeps every condition")
