@@ -101,7 +101,7 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->threads = 0;
   p->reference_attention = true;
   p->hand_tokens = true;
-  p->temporal_attention = true;
+  p->temporal_attention = false;
   p->reference_init = true;
   p->reference_concat = true;
   p->noise_correlation = 1.0f;

@@ -60,7 +60,9 @@ typedef struct {
                                  * off: zero tokens as in the uncond pass */
   bool temporal_attention;      /* attn1 over every frame of the window at
                                  * once (Make-Your-Anchor all-frame
-                                 * attention; on) */
+                                 * attention); for models trained with it:
+                                 * the embedded one was trained frame by
+                                 * frame and loses with it (off) */
   bool reference_init;          /* initial latents carry the reference's
                                  * latent as much as a training sample at
                                  * the first timestep carries its own

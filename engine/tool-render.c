@@ -80,6 +80,9 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
     } else if (strcmp (o, "--no-hand-tokens") == 0) {
       a->p.hand_tokens = false;
       continue;
+    } else if (strcmp (o, "--temporal-attention") == 0) {
+      a->p.temporal_attention = true;
+      continue;
     } else if (strcmp (o, "--no-temporal-attention") == 0) {
       a->p.temporal_attention = false;
       continue;

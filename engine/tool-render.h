@@ -26,7 +26,7 @@ int ae_tool_render (int argc, char **argv);
   "      [--noise-correlation R (0..1: 1 = the same initial noise for " \
   "every frame, 0 = independent)]\n" \
   "      [--no-reference-attention] [--no-hand-tokens] " \
-  "[--no-temporal-attention] [--no-reference-init]\n" \
+  "[--temporal-attention] [--no-reference-init]\n" \
   "      [--no-reference-concat] [--save-latents FILE.safetensors]\n" \
   "      [--device cpu|vulkan|auto]\n"
 

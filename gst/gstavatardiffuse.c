@@ -70,7 +70,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_avatar_diffuse_debug);
 #define DEFAULT_PROP_DEVICE GST_AVATAR_DIFFUSE_DEVICE_CPU
 #define DEFAULT_PROP_REFERENCE_ATTENTION TRUE
 #define DEFAULT_PROP_HAND_TOKENS TRUE
-#define DEFAULT_PROP_TEMPORAL_ATTENTION TRUE
+#define DEFAULT_PROP_TEMPORAL_ATTENTION FALSE
 #define DEFAULT_PROP_REFERENCE_INIT TRUE
 #define DEFAULT_PROP_REFERENCE_CONCAT TRUE
 #define DEFAULT_PROP_NOISE_CORRELATION 1.0
@@ -1556,7 +1556,8 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_ATTENTION,
       g_param_spec_boolean ("temporal-attention", "All-frame attention",
           "Self-attention over the tokens of every frame of a window at once "
-          "(Make-Your-Anchor all-frame attention; off: per-frame, ablation)",
+          "(Make-Your-Anchor all-frame attention), for models trained with "
+          "it; off: per frame, as the embedded model was trained",
           DEFAULT_PROP_TEMPORAL_ATTENTION, ready));
   g_object_class_install_property (gobject_class, PROP_REFERENCE_INIT,
       g_param_spec_boolean ("reference-init", "Reference init",

@@ -281,7 +281,7 @@ def check_pipeline(engine, mdir, work, size=64, frames=6, steps=3, guidance=2.5)
     # its own; the temporal case keeps the init on and mixes in a shared noise field
     for case, extra, temporal, rho in (("independent", ["--no-temporal-attention", "--lookahead", "1",
                                                         "--no-reference-init"], False, 0.0),
-                                       ("temporal", ["--lookahead", "all"], True, 0.6)):
+                                       ("temporal", ["--temporal-attention", "--lookahead", "all"], True, 0.6)):
         out = os.path.join(work, "render-" + case)
         lat = os.path.join(work, case + ".safetensors")
         cmd = [engine, "render", "--model", mdir, "--reference", ref_png, "--reference-pose",

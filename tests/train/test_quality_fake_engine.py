@@ -9,7 +9,7 @@ OUT/NNNNN.png = ground truth degraded in known ways, so that the report's verdic
   jump at every window start and the fused variants a smaller one;
 - --no-reference-attention pulls the frame 40 % towards grey;
 - --no-hand-tokens adds noise (sigma 40) inside the hand boxes of boxes.jsonl;
-- --no-temporal-attention adds a random brightness offset per frame (flicker);
+- --temporal-attention adds a random brightness offset per frame (flicker);
 - --no-reference-init shifts every frame's colour by (+25, -15, +20) (a wrong background tint);
 - --no-reference-concat adds noise (sigma 12) to every pixel;
 - --noise-correlation R (default 1): a random brightness offset per frame, sigma 12 sqrt(1 - R)
@@ -44,8 +44,10 @@ def main(argv):
     if not argv or argv[0] != "render":
         print("usage: test_quality_fake_engine.py render --poses FILE --out DIR ...", file=sys.stderr)
         return 2
-    flags = {a for a in argv[1:] if a.startswith("--no-")}
-    rest = [a for a in argv[1:] if not a.startswith("--no-")]
+    def switch(a):
+        return a.startswith("--no-") or a == "--temporal-attention"
+    flags = {a for a in argv[1:] if switch(a)}
+    rest = [a for a in argv[1:] if not switch(a)]
     opts = dict(zip(rest[0::2], rest[1::2]))
     if os.environ.get("FAKE_QUALITY_LOG"):
         with open(os.environ["FAKE_QUALITY_LOG"], "a") as f:
@@ -78,7 +80,7 @@ def main(argv):
                     x0, y0 = int(b[0] * sx), int(b[1] * sy)
                     x1, y1 = int(np.ceil(b[2] * sx)), int(np.ceil(b[3] * sy))
                     x[y0:y1, x0:x1] += rng.normal(0.0, 40.0, x[y0:y1, x0:x1].shape)
-        if "--no-temporal-attention" in flags:
+        if "--temporal-attention" in flags:
             x += rng.normal(0.0, 12.0)
         if "--no-reference-init" in flags:
             x += np.array([25.0, -15.0, 20.0])

@@ -97,7 +97,7 @@ def face_checks(tmp, log):
     print(out[-1500:])
     calls = lines(flog)
     check(rc == 0 and len(calls) == 2, "face step: one call per clip (exit %d, %d calls)" % (rc, len(calls)))
-    check(len(lines(log)) == 16, "face step: the model renders come from the cache (no engine call)")
+    check(len(lines(log)) == 18, "face step: the model renders come from the cache (no engine call)")
     check(all("enabled=true" in c and "steps=1" in c and "/reference.png" in c and "--poses" in c
               for c in calls), "face step: the element's arguments (enabled, steps 1, reference, poses)")
     model_arg = calls[0].split("model=")[1].split()[0] if calls else ""
@@ -134,7 +134,7 @@ def face_checks(tmp, log):
           "--no-render: the face variant from the cache, no build needed")
     rc, out = quality(tmp, "--face-build", build, "--face-steps", "2", "--variants", "model,face-recapture",
                       out="out-face", env=env)
-    check(rc == 0 and len(lines(flog)) == 4 and "steps=2" in lines(flog)[-1] and len(lines(log)) == 16,
+    check(rc == 0 and len(lines(flog)) == 4 and "steps=2" in lines(flog)[-1] and len(lines(log)) == 18,
           "--face-steps 2: the face step again (2 calls), not the renders")
 
     # the face step making things worse: not yet
@@ -180,8 +180,11 @@ try:
     check(all(os.path.exists(os.path.join(tmp, "data", "clip_%05d" % k, "frames", "00009.png")) for k in (0, 1)),
           "held-out clips made by avatar-world")
     calls = lines(log)
-    # 8 default variants, reference-copy needs no engine and model == progressive: 6 x 2 clips
-    check(len(calls) == 16, "16 distinct renders (model and progressive share one), got %d" % len(calls))
+    # reference-copy needs no engine, temporal-attention == progressive: 9 renders x 2 clips
+    check(len(calls) == 18, "18 distinct renders (temporal-attention and progressive share one), got %d"
+          % len(calls))
+    check(sum("--temporal-attention" in c for c in calls) == 6,
+          "the streaming variants and temporal-attention run with --temporal-attention")
     check(all("--poses" in c and "--reference-pose" in c and "--frames 10" in c and "--steps 1" in c for c in calls),
           "engine called with the render arguments")
     report = lines(os.path.join(tmp, "out", "quality.md"))
@@ -211,8 +214,12 @@ try:
     check(S["overlap-0"]["seam_error"] > S["overlap-0"]["nonseam_error"] + 10,
           "overlap 0: seam error (%.2f) well above the other frames (%.2f)"
           % (S["overlap-0"]["seam_error"], S["overlap-0"]["nonseam_error"]))
-    check(S["model"] == {k: v for k, v in S["progressive"].items() if k != "paired_seam_excess"},
-          "model and progressive are the same render (the paired seam excess is the ablation's)")
+    check(S["temporal-attention"] == {k: v for k, v in S["progressive"].items() if k != "paired_seam_excess"},
+          "temporal-attention and progressive are the same render (the paired seam excess is the ablation's)")
+    check(S["temporal-attention"]["flicker"] > S["model"]["flicker"]
+          and "Temporal attention (`--temporal-attention`" in text,
+          "temporal attention measured and reported (flicker %.2f vs %.2f)"
+          % (S["temporal-attention"]["flicker"], S["model"]["flicker"]))
     check(S["reference-copy"]["mad_out"] == 0.0, "reference copy does not move")
     check(S["model"]["psnr"] > 25 and S["reference-copy"]["psnr"] < S["model"]["psnr"] - 3,
           "numbers in range: model %.1f dB, reference copy %.1f dB" % (S["model"]["psnr"], S["reference-copy"]["psnr"]))
@@ -224,7 +231,7 @@ try:
 
     # a second run renders nothing and says the same
     rc, out = quality(tmp, env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 16, "second run: all renders come from the cache")
+    check(rc == 0 and len(lines(log)) == 18, "second run: all renders come from the cache")
     res2 = json.load(open(os.path.join(tmp, "cache", "results.json")))
     check(res2["summary"] == S, "second run: same numbers")
     check("face-recapture" not in S and "model + face recapture" not in text, "no face variant without --face-build")
@@ -234,7 +241,7 @@ try:
         print("note: no torch for train/face_eval.py; face-recapture checks skipped")
     # other steps: new renders for the engine variants only
     rc, out = quality(tmp, "--steps", "2", "--variants", "reference-copy,model", env={"FAKE_QUALITY_LOG": log})
-    check(rc == 0 and len(lines(log)) == 18, "changed settings render again (2 more renders)")
+    check(rc == 0 and len(lines(log)) == 20, "changed settings render again (2 more renders)")
     log2 = os.path.join(tmp, "engine-plain.log")
     rc, out = quality(tmp, "--variants", "reference-copy,model,no-reference-concat", cache="cache-plain",
                       out="out-plain", model=model_copy(tmp, concat=False), env={"FAKE_QUALITY_LOG": log2})
