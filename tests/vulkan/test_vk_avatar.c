@@ -32,6 +32,7 @@
 #include "sampler.h"
 #include "vk-context.h"
 #include "../engine/avatar/widen-model.h"
+#include "../engine/avatar/avatar-inputs.h"
 
 /* The latents are O(1); two UNets (reference capture, then denoising) and
  * the VAE encode in float32 on both sides, different summation orders.
@@ -47,32 +48,6 @@ static AeError err;
 #define OK(call) REQUIRE ((call) == 0, "%s", err.msg)
 
 /* ---- inputs ----------------------------------------------------------------- */
-
-/* A pose frame per index: coloured bars moving with f. */
-static void
-make_pose (int64_t f, uint8_t * rgb)
-{
-  memset (rgb, 0, SIZE * SIZE * 3);
-  for (int bar = 0; bar < 3; bar++) {
-    int x0 = (int) ((5 * f + 17 * bar) % (SIZE - 10));
-    int y0 = 6 + 18 * bar;
-    for (int y = y0; y < y0 + 7; y++)
-      for (int x = x0; x < x0 + 10; x++) {
-        rgb[(y * SIZE + x) * 3 + bar] = 255;
-        rgb[(y * SIZE + x) * 3 + (bar + 2) % 3] = (uint8_t) (60 * bar);
-      }
-  }
-}
-
-static void
-make_hands (int64_t f, float *kp)
-{
-  for (int k = 0; k < AE_AVATAR_HAND_KP; k++) {
-    kp[3 * k] = 0.25f + 0.012f * k + 0.01f * (float) (f % 4);
-    kp[3 * k + 1] = 0.65f - 0.008f * k + 0.015f * (float) (f % 3);
-    kp[3 * k + 2] = 0.85f;
-  }
-}
 
 /* A reference image: a gradient with a block, any size (resized). */
 static uint8_t *
@@ -142,8 +117,8 @@ run_stream_concat (AeAvatarModel * m, AeAvatarReference * ref,
   REQUIRE (ae_avatar_stream_frame_floats (s) == fs, "frame size");
   for (int64_t f = 0; f <= n; f++) {
     if (f < n) {
-      make_pose (f, rgb);
-      make_hands (f, kp);
+      test_make_pose (f, SIZE, rgb);
+      test_make_hands (f, kp);
       OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, kp, &err));
     } else {
       OK (ae_avatar_stream_finish (s, &err));
@@ -280,7 +255,7 @@ test_stream (const char *self_exe, const char *dir)
   CHECK (uploaded > 0, "no weights on the device");
 
   /* the reference: VAE encode and Reference UNet capture on Vulkan */
-  make_hands (100, kp);
+  test_make_hands (100, kp);
   OK (ae_avatar_reference_new_on (&ref_cpu, cpu, img, 80, 72, 80 * 3, kp,
           SIZE, SIZE, &err));
   OK (ae_avatar_reference_new_on (&ref_vk, vk, img, 80, 72, 80 * 3, kp,
@@ -421,7 +396,7 @@ test_concat (const char *dir)
   printf ("device: %s\n", ae_avatar_device_describe (vk));
   OK (ae_avatar_model_device (m, AE_DEVICE_CPU, &cpu, &err));
   /* one reference for both streams: the comparison is the UNet's */
-  make_hands (100, kp);
+  test_make_hands (100, kp);
   OK (ae_avatar_reference_new_on (&ref, cpu, img, 80, 72, 80 * 3, kp, SIZE,
           SIZE, &err));
   fs = (size_t) ae_avatar_model_latent_channels (m) * (SIZE / 8) * (SIZE / 8);

@@ -27,6 +27,7 @@
 #include "../test_util.h"
 #include "avatar-engine.h"
 #include "widen-model.h"
+#include "avatar-inputs.h"
 
 #define OK(call) REQUIRE ((call) == 0, "%s", err.msg)
 
@@ -39,34 +40,6 @@ static AeError err;
 enum { SIZE = 64 };
 
 /* ---- inputs ---------------------------------------------------------------- */
-
-/* A pose frame that differs per frame index: a few bright bars on black,
- * moving with f (what a drawing looks like to the pose guider). */
-static void
-make_pose (int64_t f, uint8_t * rgb)
-{
-  memset (rgb, 0, SIZE * SIZE * 3);
-  for (int bar = 0; bar < 3; bar++) {
-    int x0 = (int) ((7 * f + 19 * bar) % (SIZE - 8));
-    int y0 = 8 + 16 * bar;
-    for (int y = y0; y < y0 + 6; y++)
-      for (int x = x0; x < x0 + 8; x++) {
-        rgb[(y * SIZE + x) * 3 + bar] = 255;
-        rgb[(y * SIZE + x) * 3 + (bar + 1) % 3] = (uint8_t) (40 * bar);
-      }
-  }
-}
-
-/* 42 hand points, confident, moving with f. */
-static void
-make_hands (int64_t f, float *kp)
-{
-  for (int k = 0; k < AE_AVATAR_HAND_KP; k++) {
-    kp[3 * k] = 0.2f + 0.015f * k + 0.01f * (float) (f % 5);
-    kp[3 * k + 1] = 0.7f - 0.01f * k + 0.02f * (float) (f % 3);
-    kp[3 * k + 2] = 0.9f;
-  }
-}
 
 static void
 base_params (AeAvatarParams * p)
@@ -101,8 +74,8 @@ run_clip_on (AeAvatarModel * m, AeAvatarReference * r,
   *wins = g_new0 (float, (size_t) (n + W) * W * fs);
   for (int64_t f = 0; f <= n; f++) {
     if (f < n) {
-      make_pose (f, rgb);
-      make_hands (f, kp);
+      test_make_pose (f, SIZE, rgb);
+      test_make_hands (f, kp);
       OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, kp, &err));
     } else {
       OK (ae_avatar_stream_finish (s, &err));
@@ -562,8 +535,8 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
   for (int64_t f = 0; f < N; f++) {
     AeTensor img, out;
     float *im = g_new (float, 3 * SIZE * SIZE);
-    make_pose (f, rgb);
-    make_hands (f, kp);
+    test_make_pose (f, SIZE, rgb);
+    test_make_hands (f, kp);
     for (int c = 0; c < 3; c++)
       for (int i = 0; i < SIZE * SIZE; i++)
         im[c * SIZE * SIZE + i] = rgb[i * 3 + c] / 255.0f;
@@ -749,7 +722,7 @@ test_usage_errors (void)
   OK (ae_avatar_stream_new (&s, model, reference, &p, &err));
   CHECK (ae_avatar_stream_latency_frames (s) == 3, "latency %lld",
       (long long) ae_avatar_stream_latency_frames (s));
-  make_pose (0, rgb);
+  test_make_pose (0, SIZE, rgb);
   for (int f = 0; f < 4; f++)
     OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
   OK (ae_avatar_stream_push_frame (s, rgb, SIZE * 3, NULL, &err));
@@ -1037,7 +1010,7 @@ test_reference_concat (void)
       "widened %d, embedded %d", ae_avatar_model_reference_concat (m8),
       ae_avatar_model_reference_concat (model));
   OK (ae_image_load_png (ref_png, &rgb, &w, &h, &err));
-  make_hands (0, kp);
+  test_make_hands (0, kp);
   OK (ae_avatar_reference_new (&r8, m8, rgb, w, h, w * 3, kp, SIZE, SIZE,
           &err));
   g_free (rgb);
@@ -1507,7 +1480,7 @@ main (int argc, char **argv)
   ref_png = g_build_filename (model_dir, "references", "identity_00.png",
       NULL);
   OK (ae_image_load_png (ref_png, &rgb, &w, &h, &err));
-  make_hands (0, kp);
+  test_make_hands (0, kp);
   OK (ae_avatar_reference_new (&reference, model, rgb, w, h, w * 3, kp, SIZE,
           SIZE, &err));
   CHECK (ae_avatar_reference_width (reference) == SIZE, "reference width");
