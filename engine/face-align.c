@@ -23,7 +23,7 @@ ae_face_align_params_default (AeFaceAlignParams * p)
 
   memcpy (p->template_pts, tpl, sizeof tpl);
   p->heatmap_sigma = 1.0f / 64.0f;
-  p->brow_lift = 0.08f;
+  p->brow_lift = 0.25f;           /* face_models.ALIGN (docs/face-model.md) */
   p->feather = 3.0f / 64.0f;
   p->min_confidence = 0.3f;
 }
@@ -364,10 +364,13 @@ ae_face_blend (uint8_t * rgb, int width, int height, int stride,
 
   if (!(strength > 0.0f))
     return;
-  ae_face_transform_invert (t, 0, 0, &xs[0], &ys[0]);
-  ae_face_transform_invert (t, size, 0, &xs[1], &ys[1]);
-  ae_face_transform_invert (t, 0, size, &xs[2], &ys[2]);
-  ae_face_transform_invert (t, size, size, &xs[3], &ys[3]);
+  /* Frame pixels whose crop position q (pixel-centre units) lies in
+   * (-1, size): alpha falls off from the edge row to zero over that last
+   * crop pixel, so the box reaches half a crop pixel beyond the edges. */
+  ae_face_transform_invert (t, -0.5, -0.5, &xs[0], &ys[0]);
+  ae_face_transform_invert (t, size + 0.5, -0.5, &xs[1], &ys[1]);
+  ae_face_transform_invert (t, -0.5, size + 0.5, &xs[2], &ys[2]);
+  ae_face_transform_invert (t, size + 0.5, size + 0.5, &xs[3], &ys[3]);
   for (int i = 0; i < 4; i++) {
     xmin = fmin (xmin, xs[i]);
     xmax = fmax (xmax, xs[i]);

@@ -110,7 +110,8 @@ def main(argv=None):
     cond.load_state_dict(fck["conditioner"])
     crop = fck["configs"]["unet"]["sample_size"]
     texture = int(round(cond.config["texture_tokens"] ** 0.5)) * 8
-    mods = write(a.out, unet, cond, ident, crop, texture)
+    # the alignment the run's data was made with (runs before it was recorded: the default)
+    mods = write(a.out, unet, cond, ident, crop, texture, align=fck.get("align") or fm.ALIGN)
     common.write_json(os.path.join(a.out, "training.json"),
                       {"identity_steps": ick["step"], "identity_wall_s": round(ick["wall"]),
                        "face_steps": fck["step"], "face_wall_s": round(fck["wall"]),

@@ -57,7 +57,9 @@ ALIGN = {
     # five-point template in crop units (0..1): left eye, right eye, nose tip, mouth corners
     "template": [[0.353, 0.397], [0.647, 0.397], [0.5, 0.553], [0.362, 0.700], [0.638, 0.700]],
     "heatmap_sigma": 1.0 / 64.0,     # in crop units (1 px at 64)
-    "brow_lift": 0.08,               # the mask's upper edge: brows raised by this (crop units)
+    # the mask's upper edge: brows raised by this (crop units); 0.25 takes in the forehead and
+    # hair, which the face box of the quality report holds (docs/face-model.md, "Mask")
+    "brow_lift": 0.25,
     "feather": 3.0 / 64.0,           # box-blur radius of the blend mask (crop units), 2 passes
     "min_confidence": 0.3,
 }

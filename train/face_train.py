@@ -263,7 +263,7 @@ def train_face(a, data, log):
             common.save_checkpoint(a.run, {
                 "unet": unet.state_dict(), "conditioner": cond.state_dict(), "opt": opt.state_dict(),
                 "step": step, "wall": wall, "args": vars(a), "ema_loss": ema, "identity_step": id_step,
-                "configs": {"unet": unet_cfg, "conditioner": cond_cfg}})
+                "configs": {"unet": unet_cfg, "conditioner": cond_cfg}, "align": data.get("align")})
             log("checkpoint at step %d, wall %.0f s" % (step, wall))
     return 0
 
