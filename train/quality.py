@@ -594,6 +594,14 @@ def verdicts(S):
             out.append(("The model beats the reference copy on %s by at least %.0f dB: **%s** "
                         "(model %.2f dB, reference copy %.2f dB, %+.2f dB)."
                         % (what, MIN_REGION_GAIN_DB, "holds" if ok else "not yet", m[key], ref[key], gain), ok))
+        fr = S.get(FACE_VARIANT)
+        if fr and fr["face_psnr"] is not None and ref["face_psnr"] is not None:
+            gain = fr["face_psnr"] - ref["face_psnr"]
+            ok = gain >= MIN_REGION_GAIN_DB
+            out.append(("The product's chain (model + face recapture, DESIGN.md section 1) beats the reference "
+                        "copy on face-region PSNR by at least %.0f dB: **%s** (%.2f dB, reference copy %.2f dB, "
+                        "%+.2f dB)." % (MIN_REGION_GAIN_DB, "holds" if ok else "not yet", fr["face_psnr"],
+                                        ref["face_psnr"], gain), ok))
         ok = m["ssim"] > ref["ssim"]
         out.append(("The model beats the reference copy on whole-frame SSIM: **%s** (model %.4f, "
                     "reference copy %.4f)." % ("holds" if ok else "not yet", m["ssim"], ref["ssim"]), ok))

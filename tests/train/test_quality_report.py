@@ -116,6 +116,9 @@ def face_checks(tmp, log):
     check("**holds**" in v and "%.2f vs %.2f dB" % (f.get("face_psnr", 0), m["face_psnr"]) in v,
           "face recapture verdict holds with the numbers: " + v)
     check("| model + face recapture | %.4f |" % f.get("ssim", 0) in text, "results table has the face row")
+    v = verdict(report, "The product's chain (model + face recapture")
+    check("%.2f dB, reference copy %.2f dB" % (f.get("face_psnr", 0), S["reference-copy"]["face_psnr"]) in v,
+          "the chain's face verdict with its numbers: " + v)
     check(any(x.startswith("- Face recapture (row \"model + face recapture\"): ") for x in report),
           "setup line for the face step")
     check("the face recapture step (facerecapture, 1 step) on 2 of them took" in text,
