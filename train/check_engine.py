@@ -32,7 +32,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import types
 
 import numpy as np
 
@@ -146,29 +145,6 @@ def initial_noise(seed, frames, fs, rho):
     return np.stack([a * shared + b * noise_fill(seed, 0, f, fs) for f in range(frames)])
 
 
-def _temporal_forward(self, x, ctx):
-    """BasicTransformerBlock with all-frame attention: attn1 over the tokens of every
-    frame of the batch at once, followed by the reference tokens when reading the bank
-    (the engine's AeUNetHooks.temporal)."""
-    b, n_tok, c = x.shape
-    n = self.norm1(x).reshape(1, b * n_tok, c)
-    kv = n
-    if self.ref_mode == "read" and self.bank and self.temporal_ref:
-        kv = torch.cat([n, self.bank[0]], dim=1)
-    x = self.attn1(n, kv).reshape(b, n_tok, c) + x
-    x = self.attn2(self.norm2(x), ctx) + x
-    return self.ff(self.norm3(x)) + x
-
-
-def _set_temporal(unet, on, with_ref=False):
-    for blk in unet.transformer_blocks():
-        if on:
-            blk.forward = types.MethodType(_temporal_forward, blk)
-            blk.temporal_ref = with_ref
-        elif "forward" in blk.__dict__:
-            del blk.__dict__["forward"]
-
-
 def _triangle(j, w):
     x = (j + 0.5) * 2.0 / w
     return min(x, 2.0 - x)
@@ -212,16 +188,17 @@ def torch_pipeline(m, saved, steps, guidance, window, overlap, temporal, ref_ini
             for f0 in starts:
                 sl = slice(f0, min(f0 + window, n))
                 w = torch.tensor([_triangle(j, window) for j in range(sl.stop - f0)])
+                # one UNet call per half and window, as the engine: all-frame attention
+                # over the window's frames (models.BasicTransformerBlock.frames)
+                unet.set_frames(sl.stop - f0)
                 bank.set_read(False)
-                _set_temporal(unet, True, with_ref=False)
                 u = unet(sample.unet_input(unet, z[sl], no_ref), t, zero[sl], pose[sl])
                 bank.set_read(True)
-                _set_temporal(unet, True, with_ref=True)
                 c = unet(sample.unet_input(unet, z[sl], z_ref), t, ctx[sl], pose[sl])
                 eu[sl] += w[:, None, None, None] * u
                 ec[sl] += w[:, None, None, None] * c
                 wsum[sl] += w
-            _set_temporal(unet, False)
+            unet.set_frames(1)
             eu = eu / wsum[:, None, None, None]
             ec = ec / wsum[:, None, None, None]
         eps = eu + guidance * (ec - eu)

@@ -147,6 +147,9 @@ class BasicTransformerBlock(nn.Module):
     Reference attention: in mode "write" the norm1 output is appended to `bank`;
     in mode "read" the banked states are concatenated after this block's own tokens
     as the keys/values of attn1 (DESIGN.md section 2).  Mode None = plain.
+    All-frame (temporal) attention, `frames` F > 1: the batch is B / F groups of F frames
+    and attn1 of every frame attends over the tokens of all F frames of its group, then the
+    group's reference tokens (the engine's AeUNetHooks.temporal: one group per UNet call).
     """
 
     def __init__(self, dim, heads, head_dim, ctx_dim):
@@ -160,8 +163,11 @@ class BasicTransformerBlock(nn.Module):
         self.ref_mode = None
         self.bank = []
         self.ref_keep = None
+        self.frames = 1
 
     def forward(self, x, ctx):
+        if self.frames > 1:
+            return self._forward_temporal(x, ctx)
         n = self.norm1(x)
         if self.ref_mode == "write":
             self.bank.append(n)
@@ -183,6 +189,29 @@ class BasicTransformerBlock(nn.Module):
         x = self.attn2(self.norm2(x), ctx) + x
         x = self.ff(self.norm3(x)) + x
         return x
+
+    def _forward_temporal(self, x, ctx):
+        b, n_tok, c = x.shape
+        if b % self.frames:
+            raise ValueError("temporal attention: batch %d is not a multiple of %d frames" % (b, self.frames))
+        g = b // self.frames
+        n = self.norm1(x).reshape(g, self.frames * n_tok, c)
+        if self.ref_mode == "read" and self.bank:
+            ref = self.bank[0]
+            if ref.shape[0] != g:
+                ref = ref.repeat_interleave(g // ref.shape[0], 0)
+            bias = None
+            if self.ref_keep is not None:
+                # one choice per group (its first frame's), as the engine's batch mask
+                keep = self.ref_keep[::self.frames]
+                bias = torch.zeros(g, 1, 1, n.shape[1] + ref.shape[1], device=n.device)
+                bias[~keep, :, :, n.shape[1]:] = float("-inf")
+            a = self.attn1(n, torch.cat([n, ref], dim=1), bias)
+        else:
+            a = self.attn1(n)
+        x = a.reshape(b, n_tok, c) + x
+        x = self.attn2(self.norm2(x), ctx) + x
+        return self.ff(self.norm3(x)) + x
 
 
 class Transformer2DModel(nn.Module):
@@ -417,6 +446,11 @@ class UNet2DConditionModel(nn.Module):
     def transformer_blocks(self):
         """Every BasicTransformerBlock in forward order (down, mid, up)."""
         return [m for m in self.modules() if isinstance(m, BasicTransformerBlock)]
+
+    def set_frames(self, frames):
+        """All-frame attention over groups of `frames` consecutive batch entries (1 = off)."""
+        for blk in self.transformer_blocks():
+            blk.frames = frames
 
     def forward(self, sample, timestep, encoder_hidden_states, pose_features=None):
         cfg = self.config

@@ -99,47 +99,59 @@ def cache_latents(vae, data_root, size, out_path, log, scale=None):
     return cache
 
 
-def sample_batch(cache, batch, region_weight, rng):
+def sample_batch(cache, batch, region_weight, rng, frames=1):
+    """batch / frames groups of `frames` consecutive frames of one clip each; the reference
+    latent and key points once per group."""
     clips = cache["clips"]
     lat = cache["size"] // 8
     z0, ref, pose, hands, ref_hands, wmap = [], [], [], [], [], []
-    for _ in range(batch):
+    for _ in range(batch // frames):
         c = clips[rng.integers(len(clips))]
-        i = int(rng.integers(c["mean"].shape[0]))
-        z0.append(c["mean"][i].float() + c["std"][i].float() * torch.randn(c["mean"][i].shape))
+        n = c["mean"].shape[0]
+        if n < frames:
+            raise ValueError("clip %s has %d frames, fewer than --frames %d" % (c["name"], n, frames))
+        i0 = int(rng.integers(n - frames + 1))
         ref.append(c["ref_mean"].float())
-        pose.append(c["pose"][i].float() / 255.0)
-        hands.append(c["hands"][i])
         ref_hands.append(c["ref_hands"])
-        w, h = c["canvas"]
-        wmap.append(dataset.region_weight(c["boxes"][i], w, h, lat, region_weight))
+        for i in range(i0, i0 + frames):
+            z0.append(c["mean"][i].float() + c["std"][i].float() * torch.randn(c["mean"][i].shape))
+            pose.append(c["pose"][i].float() / 255.0)
+            hands.append(c["hands"][i])
+            w, h = c["canvas"]
+            wmap.append(dataset.region_weight(c["boxes"][i], w, h, lat, region_weight))
     s = cache["scaling_factor"]
     return (torch.stack(z0) * s, torch.stack(ref) * s, torch.stack(pose), torch.stack(hands),
             torch.stack(ref_hands), torch.stack(wmap))
 
 
-def condition_keeps(b, a):
-    """(B,) bool masks: reference attention, hand tokens, reference concat, pose."""
-    cond = torch.rand(b) >= a.drop_ref
-    keep = [cond & (torch.rand(b) >= a.drop_module) for _ in range(3)]
+def condition_keeps(b, a, frames=1):
+    """(B,) bool masks: reference attention, hand tokens, reference concat (one choice per
+    group of `frames`, as a window is one UNet call at inference), pose (per frame)."""
+    g = b // frames
+    cond = torch.rand(g) >= a.drop_ref
+    keep = [(cond & (torch.rand(g) >= a.drop_module)).repeat_interleave(frames) for _ in range(3)]
     return keep + [torch.rand(b) >= a.drop_pose]
 
 
 def train_step(mods, bank, batch, abar, a, gen=None):
+    """One loss; with a.frames F > 1 the batch is groups of F frames that share the timestep,
+    the reference and its dropout, and attend to each other (all-frame attention)."""
     unet, ref_unet, pose_guider, hand_enc = mods
     z0, ref, pose, hands, ref_hands, wmap = batch
-    b = z0.shape[0]
-    t = torch.randint(0, abar.shape[0], (b,))
+    b, f = z0.shape[0], a.frames
+    t = torch.randint(0, abar.shape[0], (b // f,)).repeat_interleave(f)
     eps = torch.randn_like(z0)
     ab = abar[t].view(b, 1, 1, 1)
     zt = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
-    keep_ref, keep_hands, keep_concat, keep_pose = condition_keeps(b, a)
+    keep_ref, keep_hands, keep_concat, keep_pose = condition_keeps(b, a, f)
     if models.reference_concat(unet.config):
-        zt = torch.cat([zt, ref * keep_concat.float().view(b, 1, 1, 1)], 1)
+        zt = torch.cat([zt, ref.repeat_interleave(f, 0) * keep_concat.float().view(b, 1, 1, 1)], 1)
     ctx = hand_enc(hands) * keep_hands.float().view(b, 1, 1)
     bank.write(ref, hand_enc(ref_hands))
     bank.set_read(True, keep_ref)
+    unet.set_frames(f)
     pred = unet(zt, t, ctx, pose_guider(pose) * keep_pose.float().view(b, 1, 1, 1))
+    unet.set_frames(1)
     bank.clear()
     err = (pred - eps).pow(2)
     mse = err.detach().mean()
@@ -219,12 +231,17 @@ def main(argv=None):
     ap.add_argument("--new-latents", action="store_true",
                     help="the VAE changed: encode the latents again (RUN/latents.pt is replaced) and "
                          "measure a new scaling_factor instead of keeping the resumed run's")
+    ap.add_argument("--frames", type=int, default=1,
+                    help="frames per group: --batch / F groups of F consecutive frames of one clip, "
+                         "with all-frame attention inside a group (the engine's --temporal-attention)")
     ap.add_argument("--ema-decay", type=float, default=0.999,
                     help="decay of the weight average export.py writes (0 = none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="small configs for tests")
     a = ap.parse_args(argv)
 
+    if a.frames < 1 or a.batch % a.frames:
+        ap.error("--batch %d must be a multiple of --frames %d" % (a.batch, a.frames))
     common.setup_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -292,7 +309,7 @@ def main(argv=None):
     t0 = time.time()
     ema = None
     while step < a.steps:
-        batch = sample_batch(cache, a.batch, a.region_weight, rng)
+        batch = sample_batch(cache, a.batch, a.region_weight, rng, a.frames)
         loss, mse = train_step(mods, bank, batch, abar, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()

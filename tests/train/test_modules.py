@@ -80,6 +80,29 @@ with torch.no_grad():
     bank.clear()
 check((one - rep).abs().max().item() < 1e-5, "a batch-1 reference serves every frame")
 
+# all-frame attention: a batch of 2 groups x 2 frames = each group run alone with frames 2,
+# reference per group, dropout per group; frames 2 differs from per-frame attention
+z4, ctx4, ref2 = torch.randn(4, 4, 8, 8), torch.randn(4, 42, hand_cfg["cross_attention_dim"]), torch.randn(2, 4, 8, 8)
+with torch.no_grad():
+    unet.set_frames(2)
+    bank.write(ref2, ctx4[::2])
+    bank.set_read(True, torch.tensor([True, True, False, False]))
+    both = unet(z4, 500, ctx4)
+    bank.write(ref2[:1], ctx4[:1])
+    bank.set_read(True)
+    g0 = unet(z4[:2], 500, ctx4[:2])
+    bank.write(ref2[1:], ctx4[2:3])
+    bank.set_read(False)
+    g1 = unet(z4[2:], 500, ctx4[2:])
+    unet.set_frames(1)
+    bank.write(ref2[:1], ctx4[:1])
+    bank.set_read(True)
+    per_frame = unet(z4[:2], 500, ctx4[:2])
+    bank.clear()
+check((both[:2] - g0).abs().max().item() < 1e-5 and (both[2:] - g1).abs().max().item() < 1e-5,
+      "all-frame attention: groups are independent, reference and its dropout per group")
+check((g0 - per_frame).abs().max().item() > 1e-4, "all-frame attention differs from per-frame attention")
+
 # pose guider: 1/8 resolution, zero output at init (conv_out zero-initialised)
 g = models.PoseGuider(pose_cfg)
 out = g(torch.rand(2, 3, 64, 64))

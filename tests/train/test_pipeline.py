@@ -83,13 +83,22 @@ with tempfile.TemporaryDirectory() as d:
           "train_unet resume to 6 with --reference-concat")
     check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "7", "--resume"]) == 0,
           "train_unet resume to 7 (a concat run stays one)")
+    check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "8", "--resume",
+                                         "--frames", "2"]) == 0,
+          "train_unet resume to 8 with --frames 2 (groups of 2 frames, all-frame attention)")
+    try:
+        rc = train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "9", "--resume",
+                                            "--frames", "3"])
+    except SystemExit as e:
+        rc = e.code
+    check(rc == 2, "--frames that does not divide --batch is a usage error")
     uck = common.load_checkpoint(urun)
     check(uck["configs"]["unet"]["in_channels"] == 8 and uck["unet"]["conv_in.weight"].shape[1] == 8
           and uck["reference_unet"]["conv_in.weight"].shape[1] == 4,
           "reference concat: unet conv_in takes 8 channels, the reference unet 4")
     ema = uck["weight_ema"]
-    check(ema is not None and ema["updates"] == 7 and ema["unet"]["conv_in.weight"].shape[1] == 8,
-          "weight EMA resumed through every run (7 updates, widened with the UNet)")
+    check(ema is not None and ema["updates"] == 8 and ema["unet"]["conv_in.weight"].shape[1] == 8,
+          "weight EMA resumed through every run (8 updates, widened with the UNet)")
     check(not torch.equal(ema["unet"]["conv_in.weight"], uck["unet"]["conv_in.weight"]),
           "the weight EMA differs from the last step's weights")
 
@@ -170,6 +179,10 @@ torch.manual_seed(3)
 keeps = train_unet.condition_keeps(4000, _Drop(0.0, 0.5, 0.0))
 check(all(0.4 < k.float().mean().item() < 0.6 for k in keeps[:3])
       and (keeps[0] != keeps[1]).any().item(), "--drop-module drops each module alone, independently")
+keeps = train_unet.condition_keeps(4000, _Drop(0.3, 0.3, 0.5), frames=4)
+check(all(bool((k.view(-1, 4) == k.view(-1, 4)[:, :1]).all()) and 0.3 < k.float().mean().item() < 0.7
+          for k in keeps[:3]) and not bool((keeps[3].view(-1, 4) == keeps[3].view(-1, 4)[:, :1]).all()),
+      "--frames 4: reference, hand tokens and concat dropped per group, the pose per frame")
 
 print("FAILED: %d" % len(failures) if failures else "PASS")
 sys.exit(1 if failures else 0)
