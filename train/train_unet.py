@@ -15,8 +15,7 @@ Per step (DESIGN.md section 2; MimicMotion, AnimateAnyone, ShowMaker):
   loss = mean(w * s_t * (eps_hat - eps)^2), w = --region-weight inside face/hand boxes, else 1,
          s_t = min(SNR_t, --min-snr-gamma) / SNR_t (Min-SNR weighting; 1 when the option is 0)
 The weights are also averaged (EMA, decay min(--ema-decay, (1 + n) / (10 + n)) after n updates,
-as diffusers' EMAModel): export.py writes the averaged weights, which sample with less noise
-than the last step's.
+as diffusers' EMAModel); export.py writes the averaged weights.
 Condition dropout: with p --drop-ref a sample loses reference attention, hand tokens (zero
 tokens) and the concatenated reference latent (zeros) = the CFG unconditional pass; else each of
 the three is dropped alone with p --drop-module, so that every ablation of the quality report
@@ -133,7 +132,7 @@ def condition_keeps(b, a, frames=1):
     return keep + [torch.rand(b) >= a.drop_pose]
 
 
-def train_step(mods, bank, batch, abar, a, gen=None):
+def train_step(mods, bank, batch, abar, a):
     """One loss; with a.frames F > 1 the batch is groups of F frames that share the timestep,
     the reference and its dropout, and attend to each other (all-frame attention)."""
     unet, ref_unet, pose_guider, hand_enc = mods
