@@ -8,7 +8,8 @@ Writes OUT/{vae,unet,reference_unet,pose_guider,hand_encoder}/config.json +
 diffusion_pytorch_model.safetensors (F16) and OUT/scheduler_config.json; with
 --references, copies reference identities (clip_*/reference.png + reference.json) to
 OUT/references/.  The UNet run's weight average (train_unet.py --ema-decay) is written
-when the checkpoint has one, unless --weights last.  Every folder is read back and checked against the f16-rounded model.
+when the checkpoint has one, unless --weights last.  Every folder is read back and checked
+against the f16-rounded model.
 """
 import argparse
 import json

@@ -166,43 +166,25 @@ class BasicTransformerBlock(nn.Module):
         self.frames = 1
 
     def forward(self, x, ctx):
-        if self.frames > 1:
-            return self._forward_temporal(x, ctx)
-        n = self.norm1(x)
-        if self.ref_mode == "write":
-            self.bank.append(n)
-        if self.ref_mode == "read" and self.bank:
-            ref = self.bank[0]
-            if ref.shape[0] != n.shape[0]:
-                # one reference serves every frame of the batch
-                ref = ref.repeat_interleave(n.shape[0] // ref.shape[0], 0)
-            bias = None
-            if self.ref_keep is not None:
-                # samples with ref_keep False (condition dropout) see plain self-attention:
-                # their reference keys get -inf, i.e. exactly zero softmax weight
-                b = n.shape[0]
-                bias = torch.zeros(b, 1, 1, n.shape[1] + ref.shape[1], device=n.device)
-                bias[~self.ref_keep, :, :, n.shape[1]:] = float("-inf")
-            x = self.attn1(n, torch.cat([n, ref], dim=1), bias) + x
-        else:
-            x = self.attn1(n) + x
-        x = self.attn2(self.norm2(x), ctx) + x
-        x = self.ff(self.norm3(x)) + x
-        return x
-
-    def _forward_temporal(self, x, ctx):
         b, n_tok, c = x.shape
         if b % self.frames:
             raise ValueError("temporal attention: batch %d is not a multiple of %d frames" % (b, self.frames))
+        n = self.norm1(x)
+        if self.ref_mode == "write":
+            self.bank.append(n)
+        # attn1 over groups of `frames` frames (1: every frame alone)
         g = b // self.frames
-        n = self.norm1(x).reshape(g, self.frames * n_tok, c)
+        n = n.reshape(g, self.frames * n_tok, c)
         if self.ref_mode == "read" and self.bank:
             ref = self.bank[0]
             if ref.shape[0] != g:
+                # one reference serves every frame (group) of the batch
                 ref = ref.repeat_interleave(g // ref.shape[0], 0)
             bias = None
             if self.ref_keep is not None:
-                # one choice per group (its first frame's), as the engine's batch mask
+                # samples with ref_keep False (condition dropout) see plain self-attention:
+                # their reference keys get -inf, i.e. exactly zero softmax weight; one choice
+                # per group (its first frame's), as the engine's batch mask
                 keep = self.ref_keep[::self.frames]
                 bias = torch.zeros(g, 1, 1, n.shape[1] + ref.shape[1], device=n.device)
                 bias[~keep, :, :, n.shape[1]:] = float("-inf")

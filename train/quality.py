@@ -579,29 +579,28 @@ def region_gain(title, region, rule, on, off, extra=""):
             % (title, rule, "holds" if ok else "not yet", on[key], off[key], g, extra), ok)
 
 
+def beats_reference(who, label, s, ref, key, what):
+    """(text, holds) of "`who` beats the reference copy on `what` by MIN_REGION_GAIN_DB"."""
+    title = "%s beats the reference copy on %s by at least %.0f dB" % (who, what, MIN_REGION_GAIN_DB)
+    if s[key] is None or ref[key] is None:
+        return ("%s: cannot tell (no such region in the frames)." % title, None)
+    gain = s[key] - ref[key]
+    ok = gain >= MIN_REGION_GAIN_DB
+    return ("%s: **%s** (%s %.2f dB, reference copy %.2f dB, %+.2f dB)."
+            % (title, "holds" if ok else "not yet", label, s[key], ref[key], gain), ok)
+
+
 def verdicts(S):
     """Plain statements (text, holds: True/False/None) of the issue's requirements."""
     out = []
     ref, m = S.get("reference-copy"), S.get("model")
     if ref and m:
         for key, what in (("face_psnr", "face-region PSNR"), ("hand_psnr", "hand-region PSNR")):
-            if m[key] is None or ref[key] is None:
-                out.append(("The model beats the reference copy on %s by at least %.0f dB: cannot tell "
-                            "(no such region in the frames)." % (what, MIN_REGION_GAIN_DB), None))
-                continue
-            gain = m[key] - ref[key]
-            ok = gain >= MIN_REGION_GAIN_DB
-            out.append(("The model beats the reference copy on %s by at least %.0f dB: **%s** "
-                        "(model %.2f dB, reference copy %.2f dB, %+.2f dB)."
-                        % (what, MIN_REGION_GAIN_DB, "holds" if ok else "not yet", m[key], ref[key], gain), ok))
+            out.append(beats_reference("The model", "model", m, ref, key, what))
         fr = S.get(FACE_VARIANT)
-        if fr and fr["face_psnr"] is not None and ref["face_psnr"] is not None:
-            gain = fr["face_psnr"] - ref["face_psnr"]
-            ok = gain >= MIN_REGION_GAIN_DB
-            out.append(("The product's chain (model + face recapture, DESIGN.md section 1) beats the reference "
-                        "copy on face-region PSNR by at least %.0f dB: **%s** (%.2f dB, reference copy %.2f dB, "
-                        "%+.2f dB)." % (MIN_REGION_GAIN_DB, "holds" if ok else "not yet", fr["face_psnr"],
-                                        ref["face_psnr"], gain), ok))
+        if fr:
+            out.append(beats_reference("The product's chain (model + face recapture, DESIGN.md section 1)",
+                                       "model + face recapture", fr, ref, "face_psnr", "face-region PSNR"))
         ok = m["ssim"] > ref["ssim"]
         out.append(("The model beats the reference copy on whole-frame SSIM: **%s** (model %.4f, "
                     "reference copy %.4f)." % ("holds" if ok else "not yet", m["ssim"], ref["ssim"]), ok))

@@ -112,11 +112,11 @@ def sample_batch(cache, batch, region_weight, rng, frames=1):
         i0 = int(rng.integers(n - frames + 1))
         ref.append(c["ref_mean"].float())
         ref_hands.append(c["ref_hands"])
+        w, h = c["canvas"]
         for i in range(i0, i0 + frames):
             z0.append(c["mean"][i].float() + c["std"][i].float() * torch.randn(c["mean"][i].shape))
             pose.append(c["pose"][i].float() / 255.0)
             hands.append(c["hands"][i])
-            w, h = c["canvas"]
             wmap.append(dataset.region_weight(c["boxes"][i], w, h, lat, region_weight))
     s = cache["scaling_factor"]
     return (torch.stack(z0) * s, torch.stack(ref) * s, torch.stack(pose), torch.stack(hands),
