@@ -318,6 +318,18 @@ def widen_conv_in(state, in_channels):
     return state
 
 
+def resize_hand_frequencies(w, f_old, f_new):
+    """linear_1.weight (or an AdamW moment of it) of a HandEncoder whose positional encoding
+    had f_old frequencies, for one with f_new: the columns of the frequencies both have are kept
+    (input layout [x, y, sin x, cos x, sin y, cos y], F columns per group); new ones start at 0."""
+    out = torch.zeros(w.shape[0], 2 + 4 * f_new, dtype=w.dtype)
+    out[:, :2] = w[:, :2]
+    keep = min(f_old, f_new)
+    for g in range(4):
+        out[:, 2 + g * f_new:2 + g * f_new + keep] = w[:, 2 + g * f_old:2 + g * f_old + keep]
+    return out
+
+
 class _Block(nn.Module):
     """A down or up block: resnets, attentions (cross-attn types), down/upsamplers."""
 

@@ -163,12 +163,21 @@ def train_step(mods, bank, batch, abar, a):
     return loss, mse
 
 
-def widen_adam_state(opt_state, index, shape):
-    """Zero-pads AdamW's moments of the widened conv_in weight (see models.widen_conv_in)."""
+def reshape_adam_state(opt_state, index, shape, fn):
+    """Gives AdamW's moments of a weight whose shape changed on resume the new shape (fn)."""
     st = opt_state["state"].get(index, {})
     for k in ("exp_avg", "exp_avg_sq"):
         if k in st and st[k].shape != shape:
-            st[k] = models.widen_conv_in({"conv_in.weight": st[k]}, shape[1])["conv_in.weight"]
+            st[k] = fn(st[k])
+
+
+def widen_conv_in_weight(in_channels):
+    return lambda w: models.widen_conv_in({"conv_in.weight": w}, in_channels)["conv_in.weight"]
+
+
+def resize_hand_state(state, f_old, f_new):
+    w = state["linear_1.weight"]
+    return dict(state, **{"linear_1.weight": models.resize_hand_frequencies(w, f_old, f_new)})
 
 
 MODULE_KEYS = ("unet", "reference_unet", "pose_guider", "hand_encoder")
@@ -233,6 +242,9 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=1,
                     help="frames per group: --batch / F groups of F consecutive frames of one clip, "
                          "with all-frame attention inside a group (the engine's --temporal-attention)")
+    ap.add_argument("--hand-frequencies", type=int, default=0,
+                    help="set num_frequencies of the hand encoder's positional encoding, also of a "
+                         "resumed run (the kept frequencies keep their weights, new ones start at 0)")
     ap.add_argument("--ema-decay", type=float, default=0.999,
                     help="decay of the weight average export.py writes (0 = none)")
     ap.add_argument("--seed", type=int, default=0)
@@ -259,17 +271,27 @@ def main(argv=None):
     if a.reference_concat and not models.reference_concat(unet_cfg):
         log("reference concat: unet in_channels %d -> %d" % (unet_cfg["in_channels"], 2 * unet_cfg["out_channels"]))
         unet_cfg["in_channels"] = 2 * unet_cfg["out_channels"]
+    hand_f_old = hand_cfg["num_frequencies"]
+    if a.hand_frequencies and a.hand_frequencies != hand_f_old:
+        log("hand encoder num_frequencies %d -> %d" % (hand_f_old, a.hand_frequencies))
+        hand_cfg = dict(hand_cfg, num_frequencies=a.hand_frequencies)
+    hand_f = hand_cfg["num_frequencies"]
     mods = build(unet_cfg, pose_cfg, hand_cfg)
     params = [p for m in mods for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0)
     step, wall = 0, 0.0
     if ck is not None:
         ck["unet"] = models.widen_conv_in(ck["unet"], unet_cfg["in_channels"])
+        ck["hand_encoder"] = resize_hand_state(ck["hand_encoder"], hand_f_old, hand_f)
         for m, k in zip(mods, MODULE_KEYS):
             m.load_state_dict(ck[k])
         if "opt" in ck:
+            index = {id(p): i for i, p in enumerate(params)}
             w = mods[0].conv_in.weight
-            widen_adam_state(ck["opt"], next(i for i, p in enumerate(params) if p is w), w.shape)
+            reshape_adam_state(ck["opt"], index[id(w)], w.shape, widen_conv_in_weight(w.shape[1]))
+            w = mods[3].linear_1.weight
+            reshape_adam_state(ck["opt"], index[id(w)], w.shape,
+                               lambda m: models.resize_hand_frequencies(m, hand_f_old, hand_f))
             opt.load_state_dict(ck["opt"])
         else:
             log("optimizer state not in the checkpoint (seeded by import_model.py): AdamW restarts")
@@ -280,6 +302,7 @@ def main(argv=None):
         ema_state = ck.get("weight_ema") if ck is not None else None
         if ema_state is not None:
             ema_state["unet"] = models.widen_conv_in(ema_state["unet"], unet_cfg["in_channels"])
+            ema_state["hand_encoder"] = resize_hand_state(ema_state["hand_encoder"], hand_f_old, hand_f)
         else:
             log("weight EMA (decay %g) starts from the current weights" % a.ema_decay)
         weight_ema = WeightEMA(mods, a.ema_decay, ema_state)

@@ -92,13 +92,24 @@ with tempfile.TemporaryDirectory() as d:
     except SystemExit as e:
         rc = e.code
     check(rc == 2, "--frames that does not divide --batch is a usage error")
+    before = common.load_checkpoint(urun)["hand_encoder"]["linear_1.weight"]
+    check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "9", "--resume",
+                                         "--hand-frequencies", "2"]) == 0,
+          "train_unet resume to 9 with --hand-frequencies 2")
     uck = common.load_checkpoint(urun)
+    after = uck["hand_encoder"]["linear_1.weight"]
+    check(uck["configs"]["hand_encoder"]["num_frequencies"] == 2 and after.shape[1] == 2 + 4 * 2
+          and uck["weight_ema"]["hand_encoder"]["linear_1.weight"].shape == after.shape,
+          "--hand-frequencies 2: config, weights and weight EMA take 2 frequencies (%s)" % (tuple(after.shape),))
+    # one step of lr 1e-3 moves the kept columns by about lr; they came from the 4-frequency run
+    check((after[:, 4:6] - before[:, 6:8]).abs().max().item() < 0.01,
+          "--hand-frequencies 2 keeps the weights of the kept frequencies (cos x columns)")
     check(uck["configs"]["unet"]["in_channels"] == 8 and uck["unet"]["conv_in.weight"].shape[1] == 8
           and uck["reference_unet"]["conv_in.weight"].shape[1] == 4,
           "reference concat: unet conv_in takes 8 channels, the reference unet 4")
     ema = uck["weight_ema"]
-    check(ema is not None and ema["updates"] == 8 and ema["unet"]["conv_in.weight"].shape[1] == 8,
-          "weight EMA resumed through every run (8 updates, widened with the UNet)")
+    check(ema is not None and ema["updates"] == 9 and ema["unet"]["conv_in.weight"].shape[1] == 8,
+          "weight EMA resumed through every run (9 updates, widened with the UNet)")
     check(not torch.equal(ema["unet"]["conv_in.weight"], uck["unet"]["conv_in.weight"]),
           "the weight EMA differs from the last step's weights")
 
@@ -149,6 +160,19 @@ with torch.no_grad():
     z, ctx = torch.randn(2, 4, 8, 8), torch.randn(2, 3, ucfg["cross_attention_dim"])
     d = (wide(torch.cat([z, torch.randn_like(z)], 1), 500, ctx) - narrow(z, 500, ctx)).abs().max().item()
 check(d == 0.0, "widen_conv_in keeps the UNet's output (max diff %g)" % d)
+
+# a hand encoder given more frequencies (zero weights for the new ones) computes what it did
+hcfg = train_unet.tiny_configs()[2]
+few = models.HandEncoder(hcfg)
+more = models.HandEncoder(dict(hcfg, num_frequencies=hcfg["num_frequencies"] + 3))
+state = dict(few.state_dict())
+state["linear_1.weight"] = models.resize_hand_frequencies(state["linear_1.weight"], hcfg["num_frequencies"],
+                                                          hcfg["num_frequencies"] + 3)
+more.load_state_dict(state)
+with torch.no_grad():
+    kp = torch.rand(2, hcfg["num_keypoints"], 3)
+    d = (more(kp) - few(kp)).abs().max().item()
+check(d < 1e-6, "resize_hand_frequencies keeps the hand tokens when frequencies are added (max diff %g)" % d)
 
 
 class _Drop:
