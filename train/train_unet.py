@@ -93,7 +93,7 @@ def cache_latents(vae, data_root, size, out_path, log, scale=None):
     if scale is None:
         # as SD: scale latents to unit variance
         scale = float(1.0 / allm.std())
-    cache = {"clips": clips, "scaling_factor": scale, "size": size}
+    cache = {"clips": clips, "scaling_factor": scale, "size": size, "data": os.path.abspath(data_root)}
     torch.save(cache, out_path)
     return cache
 
@@ -239,6 +239,10 @@ def main(argv=None):
     ap.add_argument("--new-latents", action="store_true",
                     help="the VAE changed: encode the latents again (RUN/latents.pt is replaced) and "
                          "measure a new scaling_factor instead of keeping the resumed run's")
+    ap.add_argument("--latents", default=None,
+                    help="latent cache file (default RUN/latents.pt); a new --data needs a new file")
+    ap.add_argument("--cache-only", action="store_true",
+                    help="encode the latent cache and stop (e.g. beside a run still training)")
     ap.add_argument("--frames", type=int, default=1,
                     help="frames per group: --batch / F groups of F consecutive frames of one clip, "
                          "with all-frame attention inside a group (the engine's --temporal-attention)")
@@ -313,14 +317,21 @@ def main(argv=None):
         return 1
     vae = models.AutoencoderKL(vck["config"])
     vae.load_state_dict(vck["vae"])
-    cache_path = os.path.join(a.run, "latents.pt")
+    cache_path = a.latents or os.path.join(a.run, "latents.pt")
     if os.path.exists(cache_path) and not a.new_latents:
         cache = torch.load(cache_path)
+        if cache.get("data", os.path.abspath(a.data)) != os.path.abspath(a.data):
+            log("error: %s holds the latents of %s, not of --data %s (pass --latents NEW_FILE)"
+                % (cache_path, cache["data"], a.data))
+            return 1
     else:
         # keep the latent scale of the weights being resumed; a fresh run measures it
         cache = cache_latents(vae, a.data, a.size, cache_path, log,
                               scale=ck["scaling_factor"] if ck is not None and not a.new_latents else None)
     del vae
+    if a.cache_only:
+        log("latent cache %s: %d clips" % (cache_path, len(cache["clips"])))
+        return 0
     log("unet: %d parameters per UNet, %d clips, scaling_factor %.5f"
         % (sum(p.numel() for p in mods[0].parameters()), len(cache["clips"]), cache["scaling_factor"]))
     bank = models.ReferenceBank(mods[1], mods[0])

@@ -2,6 +2,7 @@
 resume, export to a diffusers-layout folder (f16) and read-back verification."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,17 @@ with tempfile.TemporaryDirectory() as d:
     check(uck is not None and torch.isfinite(torch.tensor(uck["ema_loss"])).item(), "finite loss")
     check(uck is not None and uck["scaling_factor"] > 0, "scaling factor from the data")
     old_scale = uck["scaling_factor"]
+    data2 = os.path.join(d, "data2")
+    shutil.copytree(data, data2)
+    args2 = [a if a != data else data2 for a in common_args] + ["--vae-run", vrun, "--run", urun, "--resume"]
+    check(train_unet.main(args2 + ["--steps", "5"]) == 1,
+          "a latent cache of another --data folder is an error, not silently reused")
+    lat2 = os.path.join(d, "latents2.pt")
+    check(train_unet.main(args2 + ["--steps", "5", "--latents", lat2, "--cache-only"]) == 0
+          and os.path.exists(lat2) and common.load_checkpoint(urun)["step"] == 4,
+          "--cache-only encodes the cache of a new --data folder and trains nothing")
+    check(abs(torch.load(lat2)["scaling_factor"] - old_scale) < 1e-12,
+          "the new cache keeps the resumed run's scaling_factor")
     check(train_vae.main(common_args + ["--run", vrun, "--steps", "9", "--resume"]) == 0, "train_vae resume to 9")
     cache_mtime = os.path.getmtime(os.path.join(urun, "latents.pt"))
     check(train_unet.main(common_args + ["--vae-run", vrun, "--run", urun, "--steps", "5", "--resume",
