@@ -1,5 +1,7 @@
 """End to end on a tiny self-made dataset: VAE training with resume, UNet training with
 resume, export to a diffusers-layout folder (f16) and read-back verification."""
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ except ImportError:
 SRC = os.environ.get("AVATAR_SOURCE_DIR", ".")
 sys.path.insert(0, os.path.join(SRC, "train"))
 import common  # noqa: E402
+import denoise_gap  # noqa: E402
 import export  # noqa: E402
 import models  # noqa: E402
 import safetensors_io as st  # noqa: E402
@@ -155,6 +158,16 @@ with tempfile.TemporaryDirectory() as d:
     check(json.load(open(os.path.join(out, "unet", "config.json")))["in_channels"] == 8
           and json.load(open(os.path.join(out, "reference_unet", "config.json")))["in_channels"] == 4,
           "exported configs: unet in_channels 8 (concat), reference_unet 4")
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = denoise_gap.main(["--run", urun, "--vae-run", vrun, "--heldout", data2, "--size", "64",
+                               "--samples", "3"])
+    rows = [line.split("|") for line in buf.getvalue().splitlines() if line[:3] in ("| 1", "| 3", "| 5", "| 7", "| 9")]
+    check(rc == 0 and len(rows) == 5 and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows),
+          "denoise_gap: x0 error on training and held-out clips at 5 timesteps (%d rows)" % len(rows))
+    check(all(float(r[2]) == float(r[3]) for r in rows),
+          "denoise_gap: the same clips as training and held-out set give the same error")
 
     sheet = os.path.join(d, "sheet.png")
     rc = sample.main(["--model", out, "--clip", os.path.join(data, "clip_00000"), "--frames", "2",
