@@ -576,6 +576,17 @@ sample_run (const Args * a, AeBackend * be, AeError * err)
     ae_error (err, "%s: tensor 'noise_init': expected (1,C,H,W)", a->in);
     goto done;
   }
+  if (noise.shape[1] != c.u->cfg.in_channels) {
+    /* a reference-concat UNet takes [z_t, reference latent]: only `render`
+     * has the reference */
+    ae_error (err, "%s: tensor 'noise_init': %lld channels, but the UNet of "
+        "%s takes in_channels %d%s", a->in, (long long) noise.shape[1],
+        a->unet, c.u->cfg.in_channels,
+        c.u->cfg.in_channels == 2 * c.u->cfg.out_channels ?
+        " (a reference-concat UNet: use `avatar-engine render`, which gives "
+        "it the reference latent)" : "");
+    goto done;
+  }
   if (a->guidance > 1.0 && c.ctx.shape[0] != 2) {
     ae_error (err, "%s: tensor 'encoder_hidden_states': guidance %.3g needs "
         "2 entries (uncond, cond), found %lld", a->in, a->guidance,

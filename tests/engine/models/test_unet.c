@@ -690,6 +690,22 @@ test_pipeline (const char *tool)
     REQUIRE (run_tool (tool, args, &msg) == 0, "avatar-engine sample "
         "failed: %s", msg);
   }
+  {
+    /* the embedded model's UNet is a reference-concat one (8 inputs) */
+    const char *src = g_getenv ("AVATAR_SOURCE_DIR");
+    char *concat = g_build_filename (src ? src : ".", "models",
+        "avatar-default", "unet", NULL);
+    const char *args[] = { "sample", "--unet", concat, "--scheduler-config",
+      sched, "--steps", "4", "--in", pipe, "--out", out_path, NULL
+    };
+    g_free (msg);
+    msg = NULL;
+    CHECK (run_tool (tool, args, &msg) != 0 && msg != NULL &&
+        strstr (msg, "'noise_init': 4 channels") &&
+        strstr (msg, "in_channels 8 (a reference-concat UNet"),
+        "sample with a concat UNet: %s", msg ? msg : "(no message)");
+    g_free (concat);
+  }
   REQUIRE (ae_st_open (&ref, pipe, &err) == 0, "%s", err.msg);
   REQUIRE (ae_st_open (&out, out_path, &err) == 0, "%s", err.msg);
   for (int i = 0; i < ae_st_count (ref); i++) {
