@@ -295,7 +295,7 @@ def main(argv=None):
             reshape_adam_state(ck["opt"], index[id(w)], w.shape, widen_conv_in_weight(w.shape[1]))
             w = mods[3].linear_1.weight
             reshape_adam_state(ck["opt"], index[id(w)], w.shape,
-                               lambda m: models.resize_hand_frequencies(m, hand_f_old, hand_f))
+                               lambda t: models.resize_hand_frequencies(t, hand_f_old, hand_f))
             opt.load_state_dict(ck["opt"])
         else:
             log("optimizer state not in the checkpoint (seeded by import_model.py): AdamW restarts")
