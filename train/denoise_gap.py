@@ -20,6 +20,7 @@ import torch
 
 import common
 import config
+import export
 import models
 import train_unet
 
@@ -32,7 +33,7 @@ def load_run(run, weights):
         raise SystemExit("error: %s/checkpoint.pt not found" % run)
     cf = ck["configs"]
     mods = train_unet.build(dict(cf["unet"]), cf["pose_guider"], cf["hand_encoder"])
-    state = ck["weight_ema"] if weights == "ema" and ck.get("weight_ema") else ck
+    state, _ = export.unet_weights(ck, weights)
     for m, k in zip(mods, train_unet.MODULE_KEYS):
         m.load_state_dict(state[k])
         m.eval()
@@ -40,11 +41,9 @@ def load_run(run, weights):
 
 
 @torch.no_grad()
-def x0_error(mods, cache, t, samples, seed):
+def x0_error(mods, bank, abar, cache, t, samples, seed):
     """Mean x0 MSE at timestep t over `samples` frames drawn with `seed`."""
-    unet, ref_unet, pose_guider, hand_enc = mods
-    bank = models.ReferenceBank(ref_unet, unet)
-    abar = config.alphas_cumprod()
+    unet, _, pose_guider, hand_enc = mods
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)  # sample_batch draws z0 = mean + std n with the global generator
     total, n = 0.0, 0
@@ -98,9 +97,11 @@ def main(argv=None):
           % (a.run, ck["step"], a.weights, len(train["clips"]), len(held["clips"]), a.samples))
     print("| t | x0 MSE training clips | x0 MSE held-out clips | ratio |")
     print("|---|---|---|---|")
+    bank = models.ReferenceBank(mods[1], mods[0])
+    abar = config.alphas_cumprod()
     for t in TIMESTEPS:
-        et = x0_error(mods, train, t, a.samples, a.seed)
-        eh = x0_error(mods, held, t, a.samples, a.seed)
+        et = x0_error(mods, bank, abar, train, t, a.samples, a.seed)
+        eh = x0_error(mods, bank, abar, held, t, a.samples, a.seed)
         print("| %d | %.4f | %.4f | %.2f |" % (t, et, eh, eh / et), flush=True)
     return 0
 
