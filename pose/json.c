@@ -383,6 +383,11 @@ parse_object (const char *text, size_t len, long line, int datagram,
   ApParseResult res = AP_DROPPED;
 
   ap_frame_init (frame);
+  if (text == NULL || len == 0) {
+    /* an empty datagram: json-glib refuses NULL data with a critical */
+    ISSUE (&ctx, "", "empty: frame dropped");
+    return AP_DROPPED;
+  }
   parser = json_parser_new_immutable ();
   wide = widen_long_integers (text, len);
   if (wide != NULL) {

@@ -704,6 +704,13 @@ test_datagrams (void)
     ap_issue_format (&is.items[0], buf, sizeof (buf));
     g_assert_cmpstr (buf, ==, "datagram 4, people: is null");
   }
+  /* an empty datagram is dropped with a reason (json-glib would refuse its
+   * NULL data with a critical) */
+  ap_parser_push_datagram (p, "", 0);
+  g_assert_cmpint (ap_parser_next (p, &f, &is), ==, AP_DROPPED);
+  g_assert_nonnull (strstr (is.items[0].message, "empty"));
+  g_assert_cmpint (ap_frame_from_json (NULL, 0, 9, &f, &is), ==, AP_DROPPED);
+  g_assert_cmpint (is.items[0].line, ==, 9);
   /* reset: numbering starts again. */
   ap_parser_reset (p);
   ap_parser_push_datagram (p, "x", 1);
