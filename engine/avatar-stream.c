@@ -105,6 +105,7 @@ ae_avatar_params_init (AeAvatarParams * p)
   p->reference_init = true;
   p->reference_concat = true;
   p->noise_correlation = 1.0f;
+  p->strength = 1.0f;
   p->device = AE_DEVICE_CPU;
 }
 
@@ -252,6 +253,13 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
     return ae_error (err, "noise_correlation %g: must be in [0, 1] (1 = "
         "every frame starts from the same noise, 0 = independent noise per "
         "frame)", (double) p.noise_correlation);
+  if (!(p.strength > 0.0f && p.strength <= 1.0f))
+    return ae_error (err, "strength %g: must be in (0, 1] (1 = sampling "
+        "starts from noise)", (double) p.strength);
+  if (p.strength < 1.0f && !(p.reference_init && reference))
+    return ae_error (err, "strength %g needs the reference init (and a "
+        "reference image): sampling starts from the reference's latent",
+        (double) p.strength);
   if (p.window > AE_AVATAR_MAX_WINDOW)
     return ae_error (err, "window %d: at most %d frames", p.window,
         AE_AVATAR_MAX_WINDOW);
@@ -288,7 +296,8 @@ ae_avatar_stream_new (AeAvatarStream ** out, AeAvatarModel * model,
   if (ae_scheduler_load_data (&s->sched, ae_avatar_model_scheduler_path
           (model), ae_avatar_model_scheduler_json (model),
           ae_scheduler_type_name (p.scheduler), err) < 0 ||
-      ae_scheduler_set_timesteps (s->sched, p.steps, err) < 0)
+      ae_scheduler_set_timesteps (s->sched, p.steps, err) < 0 ||
+      ae_scheduler_set_strength (s->sched, p.strength, err) < 0)
     goto fail;
   s->C = ae_avatar_model_latent_channels (model);
   s->h = p.height / f;
@@ -607,7 +616,7 @@ group_step_hook (void *user, int step, float *latents, size_t n,
     return -1;
   if (s->p.progress)
     s->p.progress (s->p.progress_user, s->g_first, s->g_n, step,
-        s->p.steps);
+        ae_scheduler_num_steps (s->sched));
   return 0;
 }
 

@@ -75,6 +75,13 @@ typedef struct {
                                  * uncond pass (ablation). Needs a
                                  * reference; ignored by a UNet of
                                  * in_channels = latent channels (on) */
+  float strength;               /* img2img strength in (0, 1] with the
+                                 * reference init: sampling runs the last
+                                 * int(steps x strength) of the steps, from
+                                 * the reference's latent noised to the
+                                 * first of them (diffusers' img2img);
+                                 * lower keeps more of the reference's
+                                 * texture and background (1) */
   float noise_correlation;      /* rho in [0, 1]: frame f's initial noise
                                  * is sqrt(rho) shared + sqrt(1 - rho)
                                  * own_f, shared one field for every frame

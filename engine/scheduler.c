@@ -30,7 +30,9 @@ struct AeScheduler {
   float *alphas_cumprod;        /* [num_train_timesteps] */
   float final_alpha_cumprod;
 
-  int num_steps;
+  int num_steps;                /* steps left to run */
+  int stride_steps;             /* DDIM steps by T / stride_steps: the N of
+                                 * set_timesteps, kept by set_strength */
   float timesteps[MAX_STEPS];
   float sigmas[MAX_STEPS + 1];  /* Euler: one per step plus the final 0 */
   float init_noise_sigma;
@@ -374,6 +376,22 @@ interp_sigma (const AeScheduler * s, double t)
   return s0 + (s1 - s0) * frac;
 }
 
+/* Euler's latents start at the largest sigma (leading spacing: diffusers
+ * takes sqrt(sigma^2 + 1) there); the others at unit variance. */
+static void
+set_init_noise_sigma (AeScheduler * s)
+{
+  float max_sigma = 0.0f;
+
+  s->init_noise_sigma = 1.0f;
+  if (s->type != AE_SCHEDULER_EULER)
+    return;
+  for (int i = 0; i < s->num_steps; i++)
+    max_sigma = fmaxf (max_sigma, s->sigmas[i]);
+  s->init_noise_sigma = s->spacing == SPACING_LEADING ?
+      sqrtf (max_sigma * max_sigma + 1.0f) : max_sigma;
+}
+
 int
 ae_scheduler_set_timesteps (AeScheduler * s, int steps, AeError * err)
 {
@@ -396,17 +414,37 @@ ae_scheduler_set_timesteps (AeScheduler * s, int steps, AeError * err)
     s->timesteps[i] = (float) t[i];
   }
   s->num_steps = steps;
-  s->init_noise_sigma = 1.0f;
+  s->stride_steps = steps;
   if (s->type == AE_SCHEDULER_EULER) {
-    float max_sigma = 0.0f;
-    for (int i = 0; i < steps; i++) {
+    for (int i = 0; i < steps; i++)
       s->sigmas[i] = (float) interp_sigma (s, s->timesteps[i]);
-      max_sigma = fmaxf (max_sigma, s->sigmas[i]);
-    }
     s->sigmas[steps] = 0.0f;
-    s->init_noise_sigma = s->spacing == SPACING_LEADING ?
-        sqrtf (max_sigma * max_sigma + 1.0f) : max_sigma;
   }
+  set_init_noise_sigma (s);
+  return 0;
+}
+
+int
+ae_scheduler_set_strength (AeScheduler * s, float strength, AeError * err)
+{
+  int n = s->num_steps;
+  /* diffusers' img2img: int(num_inference_steps * strength) steps are run */
+  int keep = (int) ((double) n * strength);
+
+  if (!(strength > 0.0f && strength <= 1.0f))
+    return ae_error (err, "%s: strength %g must be in (0, 1]", s->name,
+        strength);
+  if (keep > n)
+    keep = n;
+  if (keep < 1)
+    return ae_error (err, "%s: strength %g leaves none of the %d steps "
+        "(int(%d x %g) = 0); raise the steps or the strength", s->name,
+        strength, n, n, strength);
+  int start = n - keep;
+  memmove (s->timesteps, s->timesteps + start, keep * sizeof (float));
+  memmove (s->sigmas, s->sigmas + start, (keep + 1) * sizeof (float));
+  s->num_steps = keep;
+  set_init_noise_sigma (s);
   return 0;
 }
 
@@ -492,7 +530,7 @@ step_ddim (const AeScheduler * s, int i, const float *out, float *x,
     float *pred_x0, size_t n)
 {
   int t = (int) s->timesteps[i];
-  int t_prev = t - s->num_train_timesteps / s->num_steps;
+  int t_prev = t - s->num_train_timesteps / s->stride_steps;
   float a = alpha_at (s, t), a_prev = alpha_at (s, t_prev);
   float sa_prev = sqrtf (a_prev), s_dir = sqrtf (1.0f - a_prev);
 

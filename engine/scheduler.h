@@ -51,6 +51,13 @@ const float *ae_scheduler_alphas_cumprod (const AeScheduler * s);
 /* Chooses `steps` timesteps. Fails (naming the config) when the schedule
  * cannot give that many (e.g. LCM with more than original_inference_steps). */
 int ae_scheduler_set_timesteps (AeScheduler * s, int steps, AeError * err);
+/* img2img strength (diffusers' StableDiffusionImg2ImgPipeline): after
+ * set_timesteps(N), keeps the last int(N * strength) timesteps, so that
+ * sampling starts from a partly noised image instead of pure noise; DDIM
+ * still steps by T / N. 1 changes nothing. Fails for a strength outside
+ * (0, 1] or one that leaves no step. */
+int ae_scheduler_set_strength (AeScheduler * s, float strength, AeError * err);
+/* Steps to run (after set_strength: the kept ones). */
 int ae_scheduler_num_steps (const AeScheduler * s);
 /* The model's timestep input at step i: an integer for DDIM and LCM, a
  * fractional value for Euler. */

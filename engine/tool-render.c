@@ -178,6 +178,11 @@ parse_render_args (RenderArgs * a, int argc, char **argv)
               a->p.noise_correlation <= 1.0f))
         return usage_error ("--noise-correlation: '%s' is not in 0..1",
             val);
+    } else if (strcmp (o, "--strength") == 0) {
+      if (parse_float (o, val, &a->p.strength) < 0)
+        return -1;
+      if (!(a->p.strength > 0.0f && a->p.strength <= 1.0f))
+        return usage_error ("--strength: '%s' is not in (0, 1]", val);
     } else if (strcmp (o, "--threads") == 0) {
       if (parse_long (o, val, 0, 1024, &v) < 0)
         return -1;
@@ -295,6 +300,7 @@ save_file (const RenderArgs * a, const Saved * sv, int64_t n, int C, int h,
   META ("reference_init", "%d", (int) a->p.reference_init);
   META ("reference_concat", "%d", (int) a->p.reference_concat);
   META ("noise_correlation", "%.9g", a->p.noise_correlation);
+  META ("strength", "%.9g", a->p.strength);
 #undef META
   if (ae_st_writer_add_raw (wr, "latents", AE_DTYPE_F32, 4, lat,
           sv->latents->data, err) < 0 ||

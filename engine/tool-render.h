@@ -25,6 +25,8 @@ int ae_tool_render (int argc, char **argv);
   "[--lookahead L] [--seed S] [--threads T]\n" \
   "      [--noise-correlation R (0..1: 1 = the same initial noise for " \
   "every frame, 0 = independent)]\n" \
+  "      [--strength S (0..1: img2img strength from the reference; 1 = " \
+  "from noise)]\n" \
   "      [--no-reference-attention] [--no-hand-tokens] " \
   "[--temporal-attention] [--no-reference-init]\n" \
   "      [--no-reference-concat] [--save-latents FILE.safetensors]\n" \

@@ -74,6 +74,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_avatar_diffuse_debug);
 #define DEFAULT_PROP_REFERENCE_INIT TRUE
 #define DEFAULT_PROP_REFERENCE_CONCAT TRUE
 #define DEFAULT_PROP_NOISE_CORRELATION 1.0
+#define DEFAULT_PROP_STRENGTH 1.0
 #define DEFAULT_PROP_QOS TRUE
 #define DEFAULT_PROP_PROGRESS_INTERVAL 1000
 #define DEFAULT_PROP_PROCESSING_LATENCY -1
@@ -103,6 +104,7 @@ enum
   PROP_REFERENCE_INIT,
   PROP_REFERENCE_CONCAT,
   PROP_NOISE_CORRELATION,
+  PROP_STRENGTH,
   PROP_QOS,
   PROP_PROGRESS_INTERVAL,
   PROP_PROCESSING_LATENCY,
@@ -138,6 +140,7 @@ struct _GstAvatarDiffuse
   gboolean reference_attention, hand_tokens, temporal_attention;
   gboolean reference_init, reference_concat;
   gdouble noise_correlation;
+  gdouble strength;
   gboolean qos;
   gint progress_interval;
   gint64 processing_latency;
@@ -373,6 +376,7 @@ read_params (GstAvatarDiffuse * self, AeAvatarParams * p)
   p->reference_init = self->reference_init;
   p->reference_concat = self->reference_concat;
   p->noise_correlation = (float) self->noise_correlation;
+  p->strength = (float) self->strength;
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -426,12 +430,17 @@ avatar_diffuse_start (GstAvatarDiffuse * self)
   GstAvatarDiffuseDevice device;
   GError *error = NULL;
   AeError err;
-  guint window, overlap;
+  guint window, overlap, steps;
+  gdouble strength;
+  gboolean reference_init;
 
   GST_OBJECT_LOCK (self);
   device = self->device;
   window = self->window;
   overlap = self->overlap;
+  steps = self->steps;
+  strength = self->strength;
+  reference_init = self->reference_init;
   g_free (self->model_dir);
   self->model_dir = self->model ? g_strdup (self->model) : NULL;
   g_free (self->reference_path);
@@ -442,6 +451,19 @@ avatar_diffuse_start (GstAvatarDiffuse * self)
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("overlap (%u) must be smaller than window (%u)", overlap, window),
         (NULL));
+    return FALSE;
+  }
+  if (strength < 1.0 && !reference_init) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("strength %g needs reference-init: sampling starts from the "
+            "reference's latent", strength), (NULL));
+    return FALSE;
+  }
+  /* the engine keeps int(steps x strength) steps, as diffusers' img2img */
+  if ((guint) ((double) steps * (float) strength) < 1) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("strength %g leaves none of the %u steps; raise steps or strength",
+            strength, steps), (NULL));
     return FALSE;
   }
 
@@ -1298,6 +1320,9 @@ gst_avatar_diffuse_set_property (GObject * object, guint prop_id,
     case PROP_NOISE_CORRELATION:
       self->noise_correlation = g_value_get_double (value);
       break;
+    case PROP_STRENGTH:
+      self->strength = g_value_get_double (value);
+      break;
     case PROP_QOS:
       self->qos = g_value_get_boolean (value);
       break;
@@ -1382,6 +1407,9 @@ gst_avatar_diffuse_get_property (GObject * object, guint prop_id,
       break;
     case PROP_NOISE_CORRELATION:
       g_value_set_double (value, self->noise_correlation);
+      break;
+    case PROP_STRENGTH:
+      g_value_set_double (value, self->strength);
       break;
     case PROP_QOS:
       g_value_set_boolean (value, self->qos);
@@ -1586,6 +1614,15 @@ gst_avatar_diffuse_class_init (GstAvatarDiffuseClass * klass)
           "(flickers without a trained temporal module); LCM's per-step "
           "noise likewise", 0.0, 1.0, DEFAULT_PROP_NOISE_CORRELATION,
           ready));
+  g_object_class_install_property (gobject_class, PROP_STRENGTH,
+      g_param_spec_double ("strength", "Strength",
+          "img2img strength (diffusers' img2img pipelines): sampling runs "
+          "the last int(steps x strength) steps, starting from the "
+          "reference's latent noised to the first of them. 1 = from noise "
+          "(with the reference's leak, reference-init); lower keeps more of "
+          "the reference and flickers less but follows the pose less. "
+          "Needs reference-init; an error when it leaves no step",
+          0.01, 1.0, DEFAULT_PROP_STRENGTH, ready));
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
           "In a live pipeline, drop frames that arrive more than one window "
@@ -1666,6 +1703,7 @@ gst_avatar_diffuse_init (GstAvatarDiffuse * self)
   self->reference_init = DEFAULT_PROP_REFERENCE_INIT;
   self->reference_concat = DEFAULT_PROP_REFERENCE_CONCAT;
   self->noise_correlation = DEFAULT_PROP_NOISE_CORRELATION;
+  self->strength = DEFAULT_PROP_STRENGTH;
   self->qos = DEFAULT_PROP_QOS;
   self->progress_interval = DEFAULT_PROP_PROGRESS_INTERVAL;
   self->processing_latency = DEFAULT_PROP_PROCESSING_LATENCY;

@@ -69,7 +69,7 @@ VARIANTS = {
     "no-reference-attention": ("model, no reference attention", {}, ["--no-reference-attention"]),
     "no-hand-tokens": ("model, no hand tokens", {}, ["--no-hand-tokens"]),
     "temporal-attention": ("model, temporal attention", {}, ["--temporal-attention"]),
-    "no-reference-init": ("model, no reference init", {}, ["--no-reference-init"]),
+    "no-reference-init": ("model, no reference init", {"strength": 1.0}, ["--no-reference-init"]),
     "no-reference-concat": ("model, no reference concat", {}, ["--no-reference-concat"]),
     "independent-noise": ("model, independent noise per frame", {"noise_correlation": 0.0}, []),
     "overlap-0": ("overlap 0 (no fusion)", {"overlap": 0}, ["--temporal-attention"]),
@@ -330,7 +330,8 @@ def variant_settings(a, name):
         return None
     s = {"steps": a.steps, "scheduler": a.scheduler, "guidance": a.guidance, "window": a.window,
          "overlap": a.overlap, "fusion": a.fusion, "lookahead": a.lookahead, "seed": a.seed,
-         "noise_correlation": a.noise_correlation, "size": "%dx%d" % a.render_size, "flags": list(flags)}
+         "noise_correlation": a.noise_correlation, "strength": a.strength, "size": "%dx%d" % a.render_size,
+         "flags": list(flags)}
     s.update(over)
     return s
 
@@ -354,6 +355,7 @@ def engine_command(a, clip, settings, out_dir):
                  "--overlap", str(settings["overlap"]), "--fusion", settings["fusion"],
                  "--lookahead", str(settings["lookahead"]), "--seed", str(settings["seed"]),
                  "--noise-correlation", repr(settings["noise_correlation"]),
+                 "--strength", repr(settings["strength"]),
                  "--threads", str(a.threads)]
     return cmd + settings["flags"]
 
@@ -863,6 +865,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="noise seed")
     ap.add_argument("--noise-correlation", type=float, default=1.0,
                     help="share of the initial noise common to all frames (the engine's option)")
+    ap.add_argument("--strength", type=float, default=1.0,
+                    help="img2img strength from the reference (the engine's option; the no-reference-init "
+                         "variant runs at 1)")
     ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated, see above")
     ap.add_argument("--threads", type=int, default=2, help="engine threads per render")
     ap.add_argument("--jobs", type=int, default=1, help="renders at a time")

@@ -281,6 +281,36 @@ GST_START_TEST (test_noise_correlation)
 
 GST_END_TEST;
 
+/* strength: a double 0.01..1, default 1; 0.5 changes the latents, 1 is
+ * the default's (errors: test_model_errors). */
+GST_START_TEST (test_strength)
+{
+  GstElement *e = make_element ("avatardiffuse", NULL);
+  GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+      "strength");
+  GByteArray *a, *b, *c;
+
+  fail_unless (ps != NULL && G_IS_PARAM_SPEC_DOUBLE (ps));
+  fail_unless_equals_float (G_PARAM_SPEC_DOUBLE (ps)->default_value, 1.0);
+  fail_unless_equals_float (G_PARAM_SPEC_DOUBLE (ps)->minimum, 0.01);
+  fail_unless_equals_float (G_PARAM_SPEC_DOUBLE (ps)->maximum, 1.0);
+  gst_object_unref (e);
+
+  keep_model ();
+  a = run_latents ("seed=7 steps=4", 5);
+  b = run_latents ("seed=7 steps=4 strength=0.5", 5);
+  c = run_latents ("seed=7 steps=4 strength=1", 5);
+  fail_unless_equals_int (a->len, b->len);
+  fail_if (same_bytes (a, b), "strength=0.5 changed nothing");
+  fail_unless (same_bytes (a, c), "strength=1 is not the default");
+  g_byte_array_unref (a);
+  g_byte_array_unref (b);
+  g_byte_array_unref (c);
+  release_model ();
+}
+
+GST_END_TEST;
+
 /* Whether reference-concat=false changes the latents of a 5-frame run on
  * src's model with its unet widened or narrowed to in_channels. */
 static gboolean
@@ -776,6 +806,9 @@ GST_START_TEST (test_model_errors)
   g_unsetenv ("VK_ICD_FILENAMES");
   g_unsetenv ("VK_DRIVER_FILES");
   expect_start_error ("window=4 overlap=4", "overlap");
+  expect_start_error ("strength=0.5 reference-init=false", "strength 0.5 "
+      "needs reference-init");
+  expect_start_error ("steps=2 strength=0.1", "leaves none of the 2 steps");
 }
 
 GST_END_TEST;
@@ -816,6 +849,7 @@ avatardiffuse_suite (void)
   tcase_add_test (tc, test_windows_and_timestamps);
   tcase_add_test (tc, test_deterministic_and_switches);
   tcase_add_test (tc, test_noise_correlation);
+  tcase_add_test (tc, test_strength);
   tcase_add_test (tc, test_reference_concat);
   tcase_add_test (tc, test_lookahead);
   tcase_add_test (tc, test_state_cycles);

@@ -552,6 +552,7 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
   OK (ae_scheduler_load_data (&sch, "sched", ae_avatar_model_scheduler_json
           (m), ae_scheduler_type_name (p->scheduler), &err));
   OK (ae_scheduler_set_timesteps (sch, p->steps, &err));
+  OK (ae_scheduler_set_strength (sch, p->strength, &err));
   if (p->reference_init) {
     /* x_t0 = sqrt(abar_t0) z_ref + sqrt(1 - abar_t0) noise (DDIM) */
     float abar = ae_scheduler_alphas_cumprod (sch)[(int)
@@ -561,7 +562,7 @@ naive_clip (AeAvatarModel * m, AeAvatarReference * r,
   }
   for (int64_t i = 0; i < N * (int64_t) fs; i++)
     x[i] *= ae_scheduler_init_noise_sigma (sch);
-  for (int step = 0; step < p->steps; step++) {
+  for (int step = 0; step < ae_scheduler_num_steps (sch); step++) {
     float t = ae_scheduler_timestep (sch, step);
     ae_scheduler_scale_model_input (sch, step, x, xin, N * fs);
     memset (eu, 0, N * fs * sizeof (float));
@@ -853,6 +854,64 @@ frame_in_windows (const float *wins, const int *lens, int nw, int W, int S,
  * rho 0, 0.5, 1 and with LCM's per-step noise; a frame's noise and, with
  * frames independent (no temporal attention), its result are the same for
  * window 4 / overlap 2 and window 6 / overlap 0. */
+/* img2img strength: the stream at strength 0.5 runs the last half of the
+ * steps from the reference noised to the first of them, as naive_clip
+ * does; it differs from strength 1; a strength outside (0, 1] or NaN, one
+ * that leaves no step, or one below 1 without the reference init is an
+ * error naming strength. */
+static void
+test_strength (void)
+{
+  const float bad[] = { 0.0f, 1.5f, NAN, 0.1f };
+  const int64_t N = 6;
+  AeAvatarParams p;
+  AeAvatarStream *s;
+  AeError e;
+  float *wins, *wins1, *clip;
+  int lens[16], lens1[16], nw;
+  double d, d1 = 0.0;
+
+  ae_avatar_params_init (&p);
+  CHECK (p.strength == 1.0f, "default strength %g", p.strength);
+  base_params (&p);
+  p.steps = 4;
+  p.lookahead = 0;
+  p.temporal_attention = true;  /* naive_clip's windows attend all-frame */
+  run_clip (&p, N, &wins1, lens1);
+  p.strength = 0.5f;
+  nw = run_clip (&p, N, &wins, lens);
+  clip = naive_clip (model, reference, &p, N, CONCAT_EXACT);
+  d = windows_vs_clip (wins, lens, nw, clip);
+  CHECK (d < 2e-4, "strength 0.5: stream vs naive whole clip: max diff %g",
+      d);
+  for (int i = 0; i < lens[0] * 4 * 8 * 8; i++)
+    d1 = MAX (d1, fabsf (wins[i] - wins1[i]));
+  CHECK (d1 > 1e-3, "strength 0.5 gives strength 1's latents (max diff %g)",
+      d1);
+  printf ("ok   strength 0.5: stream == naive whole clip from the noised "
+      "reference (max diff %.2e; %.3g from strength 1)\n", d, d1);
+  g_free (wins);
+  g_free (wins1);
+  g_free (clip);
+
+  for (size_t i = 0; i < G_N_ELEMENTS (bad) + 1; i++) {
+    int rc;
+    base_params (&p);
+    p.steps = 4;
+    p.strength = i < G_N_ELEMENTS (bad) ? bad[i] : 0.5f;
+    p.reference_init = i < G_N_ELEMENTS (bad);
+    rc = ae_avatar_stream_new (&s, model, reference, &p, &e);
+    CHECK (rc == -1 && strstr (e.msg, "strength"), "strength %g%s: %s",
+        p.strength, p.reference_init ? "" : " without reference init",
+        rc ? e.msg : "accepted");
+    if (rc == 0)
+      ae_avatar_stream_free (s);
+    else
+      printf ("ok   strength %g%s: %s\n", p.strength, p.reference_init ? "" :
+          " without reference init", e.msg);
+  }
+}
+
 static void
 test_noise_correlation (void)
 {
@@ -1499,6 +1558,7 @@ main (int argc, char **argv)
   test_schedulers ();
   test_reference_concat ();
   test_noise_correlation ();
+  test_strength ();
   if (argc > 2) {
     test_tool (argv[2]);
     test_tool_concat (argv[2]);

@@ -331,19 +331,26 @@ ddim_f64_eps (void *user, int step, float t, const float *x_in, int cfg,
   return 0;
 }
 
+/* DDIM (leading spacing, stride 1000 / steps) against float64; with
+ * strength < 1 only the last int(steps x strength) timesteps run and the
+ * stride stays 1000 / steps, as in diffusers' img2img. */
 static void
-test_ddim_float64 (void)
+ddim_float64_case (int steps, float strength, int keep)
 {
-  enum { N = 64, STEPS = 10 };
+  enum { N = 64 };
   AeScheduler *s;
   AeError err;
   float x[N], scratch[4 * N];
   double ref[N], alphas[1000], prod = 1.0;
   size_t n = N;
+  int stride = 1000 / steps;
 
   REQUIRE (ae_scheduler_load_data (&s, "sd15-ddim", sd15_ddim, NULL,
           &err) == 0, "%s", err.msg);
-  REQUIRE (ae_scheduler_set_timesteps (s, STEPS, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_set_timesteps (s, steps, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_set_strength (s, strength, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_num_steps (s) == keep, "strength %g of %d steps "
+      "keeps %d, want %d", strength, steps, ae_scheduler_num_steps (s), keep);
   for (int i = 0; i < 1000; i++) {
     double b = sqrt (0.00085) + (sqrt (0.012) - sqrt (0.00085)) * i / 999.0;
     prod *= 1.0 - b * b;
@@ -356,9 +363,11 @@ test_ddim_float64 (void)
         &n
   };
   REQUIRE (ae_sample (s, &p, x, N, scratch, &err) == 0, "%s", err.msg);
-  for (int k = 0; k < STEPS; k++) {
-    int t = 1 + 100 * (STEPS - 1 - k), t_prev = t - 100;
-    CHECK ((int) ae_scheduler_timestep (s, k) == t, "timestep %d", k);
+  for (int k = 0; k < keep; k++) {
+    int t = 1 + stride * (keep - 1 - k), t_prev = t - stride;
+    CHECK ((int) ae_scheduler_timestep (s, k) == t, "steps %d strength %g: "
+        "timestep %d is %g, want %d", steps, strength, k,
+        ae_scheduler_timestep (s, k), t);
     double a = alphas[t], a_prev = t_prev >= 0 ? alphas[t_prev] : alphas[0];
     for (int i = 0; i < N; i++) {
       double eps = 0.1 * ref[i] + cos (t / 100.0);
@@ -370,6 +379,59 @@ test_ddim_float64 (void)
   for (int i = 0; i < N; i++)
     reff[i] = ref[i];
   compare ("ddim vs float64", x, reff, N, 1e-4, 1e-5);
+  ae_scheduler_free (s);
+}
+
+static void
+test_ddim_float64 (void)
+{
+  ddim_float64_case (10, 1.0f, 10);
+  ddim_float64_case (8, 0.5f, 4);       /* 376, 251, 126, 1 */
+  ddim_float64_case (10, 0.75f, 7);     /* int(7.5) */
+}
+
+/* Euler with strength keeps the tail of its sigmas (and the final 0); the
+ * initial sigma follows the first kept one. Errors name the strength. */
+static void
+test_strength (void)
+{
+  AeScheduler *full, *s;
+  AeError err;
+
+  REQUIRE (ae_scheduler_load_data (&full, "euler", sd15_ddim, "euler",
+          &err) == 0 && ae_scheduler_set_timesteps (full, 8, &err) == 0,
+      "%s", err.msg);
+  REQUIRE (ae_scheduler_load_data (&s, "euler", sd15_ddim, "euler",
+          &err) == 0 && ae_scheduler_set_timesteps (s, 8, &err) == 0 &&
+      ae_scheduler_set_strength (s, 0.5f, &err) == 0, "%s", err.msg);
+  REQUIRE (ae_scheduler_num_steps (s) == 4, "euler kept %d steps",
+      ae_scheduler_num_steps (s));
+  for (int i = 0; i <= 4; i++) {
+    CHECK (ae_scheduler_sigma (s, i) == ae_scheduler_sigma (full, i + 4),
+        "sigma %d: %g, want %g", i, ae_scheduler_sigma (s, i),
+        ae_scheduler_sigma (full, i + 4));
+    if (i < 4)
+      CHECK (ae_scheduler_timestep (s, i) == ae_scheduler_timestep (full,
+              i + 4), "timestep %d", i);
+  }
+  float s0 = ae_scheduler_sigma (s, 0);
+  CHECK (fabsf (ae_scheduler_init_noise_sigma (s) - sqrtf (s0 * s0 + 1.0f))
+      < 1e-6f, "init_noise_sigma %g for a first sigma %g",
+      ae_scheduler_init_noise_sigma (s), s0);
+  CHECK (ae_scheduler_init_noise_sigma (s) <
+      ae_scheduler_init_noise_sigma (full), "init sigma did not drop");
+  ae_scheduler_free (full);
+
+  const float bad[] = { 0.0f, -0.5f, 1.5f, NAN, 0.1f };
+  for (size_t i = 0; i < G_N_ELEMENTS (bad); i++) {
+    REQUIRE (ae_scheduler_set_timesteps (s, 4, &err) == 0, "%s", err.msg);
+    err.msg[0] = 0;
+    CHECK (ae_scheduler_set_strength (s, bad[i], &err) < 0
+        && strstr (err.msg, "strength") && strstr (err.msg, "euler"),
+        "strength %g: \"%s\"", bad[i], err.msg);
+    CHECK (ae_scheduler_num_steps (s) == 4, "a refused strength changed "
+        "the steps");
+  }
   ae_scheduler_free (s);
 }
 
@@ -556,6 +618,7 @@ main (int argc, char **argv)
   if (argc > 1 && strcmp (argv[1], "golden") == 0)
     return run_goldens ();
   test_ddim_float64 ();
+  test_strength ();
   test_sampler_cfg_and_hook ();
   test_config_errors ();
   test_noise ();
